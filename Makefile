@@ -1,0 +1,48 @@
+# portmap.natpmp: `make demo` runs the demo, `make test` the whole test suite.
+# Both install what they need first (Debian packages as root, then a virtualenv with pinned tools).
+
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+REQUIREMENTS := requirements-test.txt
+STAMP := $(VENV)/.installed-$(shell sha256sum $(REQUIREMENTS) 2>/dev/null | cut -c1-16)
+
+.PHONY: demo test deps venv py38 unit integration sanity lint changelog clean
+
+demo: venv
+	$(VENV)/bin/python demo/demo.py
+
+test:
+	scripts/stages.sh
+
+deps:
+	scripts/install-deps.sh
+
+venv: deps $(STAMP)
+
+$(STAMP): $(REQUIREMENTS)
+	rm -f $(VENV)/.installed-*
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r $(REQUIREMENTS)
+	touch $@
+
+py38: venv
+	scripts/check-py38.sh
+
+unit: venv
+	$(VENV)/bin/python -m pytest tests/unit
+
+integration: venv
+	$(VENV)/bin/python -m pytest tests/integration
+
+sanity: venv
+	scripts/sanity.sh
+
+lint: venv
+	NO_COLOR=1 PATH=$(CURDIR)/$(VENV)/bin:$$PATH ansible-lint --profile production
+
+changelog: venv
+	$(VENV)/bin/antsibull-changelog lint
+
+clean:
+	rm -rf $(VENV) tests/output .pytest_cache

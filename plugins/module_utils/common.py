@@ -1,0 +1,62 @@
+# Copyright (c) portmap.natpmp contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the modules share: their common options, and the one place errors become fail_json."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.client import Client
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.errors import PortmapError
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.ledger import Ledger
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.lock import HostLock
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.manage import (
+    ApplyError,
+    prepare_ledger_path,
+)
+
+COMMON_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "gateway": {"type": "str"},
+    "source_address": {"type": "str"},
+    "timeout": {"type": "float", "default": 3.0},
+    "ledger_path": {"type": "path"},
+}
+
+
+def open_ledger_and_client(module: Any, create_folder: bool = True) -> Any:
+    """The ledger and a client, from the common options; no packet is sent.
+
+    ``create_folder`` False (read-only modules): a missing default folder is no ledger.
+    """
+    params = module.params
+    if params["timeout"] <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {params['timeout']}")
+    path = prepare_ledger_path(params["ledger_path"], create_folder)
+    lock = HostLock()
+    ledger = Ledger(path, lock)
+    ledger.load()  # a ledger that cannot be read fails here, before any request
+    client = Client(
+        params["gateway"],
+        timeout=params["timeout"],
+        source_address=params["source_address"],
+        lock=lock,
+    )
+    return ledger, client
+
+
+def run(module: Any, work: Callable[[], Dict[str, Any]]) -> None:
+    """Run ``work`` and exit: its result, or fail_json with a message a sysadmin can act on."""
+    try:
+        result = work()
+    except ApplyError as exc:
+        details = dict(exc.result)
+        diff = details.pop("diff", None)
+        if module._diff and diff is not None:
+            details["diff"] = diff
+        module.fail_json(msg=str(exc), **details)
+    except (PortmapError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    diff = result.pop("diff", None)
+    if module._diff and diff is not None:
+        result["diff"] = diff
+    module.exit_json(**result)

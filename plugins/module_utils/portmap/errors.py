@@ -1,0 +1,75 @@
+# Copyright (c) portmap.natpmp contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Exceptions raised by the portmap client package.
+
+Every error the package raises derives from PortmapError, so a caller (a module,
+the renewal job, the command line) turns them into a message in one place.
+"""
+
+from __future__ import annotations
+
+
+class PortmapError(Exception):
+    """Base class of every error raised by this package."""
+
+
+class MalformedPacket(PortmapError, ValueError):
+    """A datagram that is not a valid message of the protocol."""
+
+
+class GatewayTimeout(PortmapError):
+    """The gateway did not answer within the overall deadline."""
+
+
+class GatewayUnreachable(PortmapError):
+    """The gateway's host answered with ICMP port unreachable (nothing listens)."""
+
+
+class DiscoveryError(PortmapError):
+    """No gateway address could be found."""
+
+
+class LockTimeout(PortmapError):
+    """The per-host lock file could not be acquired in time."""
+
+
+class ResultCodeError(PortmapError):
+    """The gateway answered with a non-zero result code.
+
+    ``method`` is the protocol spoken (``natpmp`` or ``pcp``), ``code`` the numeric
+    result code and ``name`` its name in the protocol's RFC.
+    """
+
+    def __init__(self, method: str, code: int, name: str, detail: str = "") -> None:
+        self.method = method
+        self.code = code
+        self.name = name
+        self.detail = detail
+        text = f"gateway answered {name} (result code {code})"
+        if detail:
+            text = f"{detail}: {text}"
+        super().__init__(text)
+
+
+class UnsupportedVersion(ResultCodeError):
+    """Result 1: the gateway does not speak this protocol version."""
+
+
+class NotAuthorized(ResultCodeError):
+    """Result 2: the gateway refuses the request (NAT-PMP "Not Authorized/Refused")."""
+
+
+class NetworkFailure(ResultCodeError):
+    """NAT-PMP result 3: the gateway has no public address (e.g. not connected)."""
+
+
+class OutOfResources(ResultCodeError):
+    """NAT-PMP result 4: no more mappings (table full, or no free port)."""
+
+
+class UnsupportedOpcode(ResultCodeError):
+    """NAT-PMP result 5: the gateway does not know the request's opcode."""
+
+
+class UnknownResultCode(ResultCodeError):
+    """A result code the protocol's RFC does not define."""

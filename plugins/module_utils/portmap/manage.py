@@ -1,0 +1,367 @@
+# Copyright (c) portmap.natpmp contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Declarative mappings: bring the gateway and the ledger to what was asked.
+
+This is what the modules call (they only translate options and results).  It
+knows nothing of Ansible.  ``changed`` is honest: a refresh of a mapping that was
+recorded, not expired, not lost in a gateway reboot, and granted the same external
+port again is no change.  In check mode nothing that alters the gateway is sent:
+the prediction comes from the ledger plus the read-only public address request.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client, Mapping
+from .epoch import gateway_lost_state
+from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
+from .ledger import DEFAULT_PATH, Entry, Ledger, LedgerData, LedgerError, Renewal
+
+PROTOCOL_CHOICES = PROTOCOLS + ("both",)
+
+
+@dataclass(frozen=True)
+class Desired:
+    protocol: str
+    internal_port: int
+    external_port: int
+    lifetime: int
+
+
+class ApplyError(PortmapError):
+    """Some requests failed; ``result`` holds what was done before and around them."""
+
+    def __init__(self, message: str, result: Dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def _int_in_range(where: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{where} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def normalize(specs: Sequence[Dict[str, Any]], where: Callable[[int, str], str]) -> List[Desired]:
+    """Validate mapping specs (the module's options) and expand protocol 'both'.
+
+    ``where(index, field)`` names a field in error messages, e.g. ``mappings[2].lifetime``.
+    """
+    desired: List[Desired] = []
+    seen: Dict[Any, int] = {}
+    for index, spec in enumerate(specs):
+        internal = _int_in_range(where(index, "internal_port"), spec.get("internal_port"), 1, 65535)
+        external = spec.get("external_port")
+        external = internal if external is None else _int_in_range(where(index, "external_port"), external, 0, 65535)
+        lifetime = spec.get("lifetime")
+        lifetime = DEFAULT_LIFETIME if lifetime is None else _int_in_range(where(index, "lifetime"), lifetime, 1, MAX_LIFETIME)
+        protocol = spec.get("protocol") or "tcp"
+        if protocol not in PROTOCOL_CHOICES:
+            raise ValueError(f"{where(index, 'protocol')} must be one of {', '.join(PROTOCOL_CHOICES)}, got {protocol!r}")
+        for proto in PROTOCOLS if protocol == "both" else (protocol,):
+            key = (proto, internal)
+            if key in seen:
+                raise ValueError(
+                    f"{where(index, 'internal_port')}: {proto}/{internal} is already declared by entry {seen[key]}"
+                )
+            seen[key] = index
+            desired.append(Desired(proto, internal, external, lifetime))
+    return desired
+
+
+def prepare_ledger_path(path: Optional[str], create_folder: bool = True) -> str:
+    """The default ledger's folder is created (mode 0755); a given path's folder must exist."""
+    if not path:
+        folder = os.path.dirname(DEFAULT_PATH)
+        if create_folder and not os.path.isdir(folder):
+            try:
+                os.makedirs(folder, mode=0o755)
+                os.chmod(folder, 0o755)
+            except OSError as exc:
+                raise LedgerError(f"cannot create the ledger folder {folder}: {exc.strerror}") from None
+        return DEFAULT_PATH
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise LedgerError(f"ledger_path {path}: the folder {folder} does not exist")
+    return path
+
+
+def iso(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def view(entry: Entry) -> Dict[str, Any]:
+    """A mapping as shown in diffs: only what the user declares and the gateway grants."""
+    return {
+        "protocol": entry.protocol,
+        "internal_port": entry.internal_port,
+        "external_port": entry.external_port,
+        "lifetime": entry.lifetime,
+    }
+
+
+def describe(entry: Entry, now: float) -> Dict[str, Any]:
+    """A ledger entry as the modules return it."""
+    last = entry.last_renewal
+    return dict(
+        view(entry),
+        gateway=entry.gateway,
+        method=entry.method,
+        public_address=entry.public_address,
+        granted_at=entry.granted_at,
+        expires_at=entry.expires_at,
+        expires=iso(entry.expires_at),
+        time_left=round(entry.time_left(now), 3),
+        expired=entry.expired(now),
+        last_renewal=None if last is None else {"time": last.time, "ok": last.ok, "error": last.error},
+    )
+
+
+@dataclass
+class Run:
+    """What one run did, and what it returns."""
+
+    client: Client
+    check_mode: bool
+    now: float
+    changed: bool = False
+    before: List[Dict[str, Any]] = field(default_factory=list)
+    results: List[Dict[str, Any]] = field(default_factory=list)
+    removed: List[Dict[str, Any]] = field(default_factory=list)
+    failures: List[str] = field(default_factory=list)
+    public_address: Optional[str] = None
+
+    def finish(self, data: LedgerData) -> Dict[str, Any]:
+        gateway = self.client.gateway
+        after = sorted((view(e) for e in data.for_gateway(gateway)), key=_sort_key)
+        result = {
+            "changed": self.changed,
+            "gateway": gateway,
+            "public_address": self.public_address,
+            "epoch": self.client.epoch.epoch if self.client.epoch else None,
+            "gateway_rebooted": self.client.rebooted,
+            "method": self.client.method,
+            "mappings": self.results,
+            "removed": self.removed,
+            "diff": {"before": {"mappings": self.before}, "after": {"mappings": after}},
+        }
+        return result
+
+
+def _sort_key(item: Dict[str, Any]) -> Any:
+    return (item["protocol"], item["internal_port"])
+
+
+class Manager:
+    def __init__(self, ledger: Ledger, client: Client, check_mode: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.ledger = ledger
+        self.client = client
+        self.check_mode = check_mode
+        self.clock = clock
+
+    # -------------------------------------------------------------- helpers
+
+    def _start(self, data: LedgerData) -> Run:
+        gateway = self.client.gateway
+        if self.client.epoch is None:
+            self.client.epoch = data.last_epoch(gateway)
+        run = Run(self.client, self.check_mode, self.clock())
+        run.before = sorted((view(e) for e in data.for_gateway(gateway)), key=_sort_key)
+        return run
+
+    def _lost(self, entry: Optional[Entry], now: float) -> bool:
+        """Whether the recorded mapping is gone from the gateway (or never was)."""
+        if entry is None or entry.expired(now):
+            return True
+        current = self.client.epoch
+        return entry.epoch is not None and current is not None and gateway_lost_state(entry.epoch, current)
+
+    def _record(self, data: LedgerData, want: Desired, granted: Mapping, public_address: str) -> Entry:
+        now = self.clock()
+        previous = data.find(self.client.gateway, want.protocol, want.internal_port)
+        entry = Entry(
+            gateway=self.client.gateway,
+            protocol=want.protocol,
+            internal_port=want.internal_port,
+            external_port=granted.external_port,
+            lifetime=granted.lifetime,
+            granted_at=now,
+            expires_at=now + granted.lifetime,
+            requested_external_port=want.external_port,
+            requested_lifetime=want.lifetime,
+            epoch=self.client.epoch,
+            method=granted.method,
+            nonce=granted.nonce or (previous.nonce if previous else ""),
+            public_address=public_address or (previous.public_address if previous else ""),
+            last_renewal=Renewal(now, True, ""),
+        )
+        data.put(entry)
+        return entry
+
+    @staticmethod
+    def _note_failure(data: LedgerData, key: Any, message: str, now: float) -> None:
+        entry = data.find(*key)
+        if entry is not None:
+            entry.last_renewal = Renewal(now, False, message)
+
+    # -------------------------------------------------------------- present
+
+    def present(self, desired: Sequence[Desired], exclusive: bool = False, strict_port: bool = False) -> Dict[str, Any]:
+        if self.check_mode:
+            with self.ledger.lock:
+                data = self.ledger.load()
+                return self._present(data, desired, exclusive, strict_port)
+        with self.ledger.transaction() as data:
+            return self._present(data, desired, exclusive, strict_port)
+
+    def _present(self, data: LedgerData, desired: Sequence[Desired], exclusive: bool,
+                 strict_port: bool) -> Dict[str, Any]:
+        run = self._start(data)
+        gateway = self.client.gateway
+        public = self.client.public_address()  # read-only; its epoch reveals a reboot
+        run.public_address = public.address
+        wanted = {(d.protocol, d.internal_port) for d in desired}
+        try:
+            for want in desired:
+                self._present_one(run, data, want, strict_port)
+            if exclusive:
+                for entry in list(data.for_gateway(gateway)):
+                    if (entry.protocol, entry.internal_port) not in wanted:
+                        self._remove(run, data, entry)
+        except (GatewayTimeout, GatewayUnreachable) as exc:
+            run.failures.append(str(exc))
+        result = run.finish(data)
+        if run.failures:
+            raise ApplyError("; ".join(run.failures), result)
+        return result
+
+    def _present_one(self, run: Run, data: LedgerData, want: Desired, strict_port: bool) -> None:
+        gateway = self.client.gateway
+        entry = data.find(gateway, want.protocol, want.internal_port)
+        lost = self._lost(entry, run.now)
+        declared_change = entry is not None and (
+            entry.requested_external_port != want.external_port or entry.requested_lifetime != want.lifetime
+        )
+        if self.check_mode:
+            # Predict on the in-memory copy (check mode never writes the ledger), so the
+            # diff's "after" shows what a real run would record.
+            changed = lost or declared_change
+            external = entry.external_port if entry is not None and not lost else want.external_port
+            lifetime = entry.lifetime if entry is not None and not changed else want.lifetime
+            data.put(Entry(gateway, want.protocol, want.internal_port, external, lifetime, run.now,
+                           run.now + lifetime, want.external_port, want.lifetime, self.client.epoch))
+            run.results.append({
+                "protocol": want.protocol,
+                "internal_port": want.internal_port,
+                "external_port": external,
+                "lifetime": want.lifetime,
+                "changed": changed,
+                "predicted": True,
+            })
+            run.changed |= changed
+            return
+        key = (gateway, want.protocol, want.internal_port)
+        try:
+            granted = self.client.map(want.protocol, want.internal_port, want.external_port, want.lifetime)
+        except (GatewayTimeout, GatewayUnreachable) as exc:
+            self._note_failure(data, key, str(exc), self.clock())
+            raise
+        except PortmapError as exc:
+            self._note_failure(data, key, str(exc), self.clock())
+            run.failures.append(str(exc))
+            return
+        if granted.rebooted:
+            lost = True  # the gateway rebooted since the previous request of this run
+        port_moved = entry is not None and entry.external_port != granted.external_port
+        if strict_port and want.external_port and granted.external_port != want.external_port:
+            self.client.delete(want.protocol, want.internal_port)
+            data.remove(*key)
+            run.changed |= entry is not None
+            run.failures.append(
+                f"gateway {gateway} granted {want.protocol.upper()} internal port {want.internal_port} the "
+                f"external port {granted.external_port}, not the {want.external_port} asked for (strict_port); "
+                "the mapping was deleted again"
+            )
+            return
+        recorded = self._record(data, want, granted, run.public_address or "")
+        changed = lost or declared_change or port_moved
+        run.changed |= changed
+        run.results.append(dict(describe(recorded, self.clock()), changed=changed, predicted=False))
+
+    # -------------------------------------------------------------- absent
+
+    def absent(self, desired: Sequence[Desired]) -> Dict[str, Any]:
+        if self.check_mode:
+            with self.ledger.lock:
+                data = self.ledger.load()
+                return self._absent(data, desired)
+        with self.ledger.transaction() as data:
+            return self._absent(data, desired)
+
+    def _absent(self, data: LedgerData, desired: Sequence[Desired]) -> Dict[str, Any]:
+        run = self._start(data)
+        try:
+            for want in desired:
+                entry = data.find(self.client.gateway, want.protocol, want.internal_port)
+                if entry is not None:
+                    self._remove(run, data, entry)
+        except (GatewayTimeout, GatewayUnreachable) as exc:
+            run.failures.append(str(exc))
+        result = run.finish(data)
+        if run.failures:
+            raise ApplyError("; ".join(run.failures), result)
+        return result
+
+    def _remove(self, run: Run, data: LedgerData, entry: Entry) -> None:
+        run.changed = True
+        if not self.check_mode:
+            try:
+                self.client.delete(entry.protocol, entry.internal_port)
+            except (GatewayTimeout, GatewayUnreachable) as exc:
+                self._note_failure(data, entry.key, str(exc), self.clock())
+                raise
+            except PortmapError as exc:
+                self._note_failure(data, entry.key, str(exc), self.clock())
+                run.failures.append(str(exc))
+                return
+        data.remove(*entry.key)  # in check mode, from the in-memory copy only
+        run.removed.append(view(entry))
+
+    # -------------------------------------------------------------- info
+
+    def info(self) -> Dict[str, Any]:
+        """Read-only facts; a gateway that does not answer is reported, not an error."""
+        data = self.ledger.load()
+        if self.client.epoch is None:
+            self.client.epoch = data.last_epoch(self.client.gateway)
+        facts: Dict[str, Any] = {
+            "gateway": self.client.gateway,
+            "gateway_found_in": self.client.found_in,
+            "public_address": None,
+            "epoch": None,
+            "gateway_rebooted": False,
+            "answers": False,
+            "method": None,
+            "error": None,
+        }
+        try:
+            public = self.client.public_address()
+        except PortmapError as exc:
+            facts["error"] = str(exc)
+        else:
+            facts.update(
+                public_address=public.address,
+                epoch=public.epoch,
+                gateway_rebooted=self.client.rebooted,
+                answers=True,
+                method=public.method,
+            )
+        now = self.clock()
+        facts["mappings"] = [describe(e, now) for e in data.entries]
+        return facts

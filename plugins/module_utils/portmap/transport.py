@@ -1,0 +1,166 @@
+# Copyright (c) portmap.natpmp contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""UDP transport: one request, retransmitted on the RFC schedule until a reply fits.
+
+RFC 6886 section 3.1 (and RFC 6887 section 8.1.1): send, wait 250 ms, resend,
+doubling the wait each time.  The RFC gives up after 9 sends (about 128 s); we stop
+at an overall deadline the caller sets (3 s by default) instead.  An ICMP port
+unreachable (ECONNREFUSED on the connected socket) ends the exchange at once.
+
+The network is an interface (``Channel``): tests replace it and the clock, so the
+schedule is tested without real packets or real sleeps.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from typing import Callable, List, Optional, Tuple, TypeVar
+
+from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
+
+DEFAULT_PORT = 5351
+DEFAULT_TIMEOUT = 3.0
+INITIAL_WAIT = 0.25
+MAX_DATAGRAM = 1100  # PCP's maximum message size; NAT-PMP's are far smaller
+
+T = TypeVar("T")
+Address = Tuple[str, int]
+
+
+class Channel:
+    """What the transport needs of the network (one instance per exchange)."""
+
+    def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def receive(self, timeout: float) -> Optional[Tuple[bytes, Address]]:
+        """A datagram and its source, or None when ``timeout`` seconds passed.
+
+        Raises ConnectionRefusedError on ICMP port unreachable.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the channel."""
+
+
+class UdpChannel(Channel):
+    """A fresh UDP socket, connected to the gateway so ICMP errors are reported."""
+
+    def __init__(self, gateway: Address, source_address: Optional[str] = None) -> None:
+        self.gateway = gateway
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            if source_address:
+                self.sock.bind((source_address, 0))
+            self.sock.connect(gateway)
+        except OSError as exc:
+            self.sock.close()
+            where = f" from {source_address}" if source_address else ""
+            raise PortmapError(f"cannot reach gateway {gateway[0]}:{gateway[1]}{where}: {exc.strerror or exc}") from exc
+
+    def send(self, data: bytes) -> None:
+        self.sock.send(data)
+
+    def receive(self, timeout: float) -> Optional[Tuple[bytes, Address]]:
+        self.sock.settimeout(max(timeout, 0.0) or 1e-6)
+        try:
+            data, source = self.sock.recvfrom(MAX_DATAGRAM)
+        except socket.timeout:
+            return None
+        return data, (source[0], source[1])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def retransmission_schedule(deadline: float, initial: float = INITIAL_WAIT) -> List[float]:
+    """Offsets (seconds after the first send) of every send within ``deadline``."""
+    offsets: List[float] = []
+    at, wait = 0.0, initial
+    while at < deadline:
+        offsets.append(at)
+        at += wait
+        wait *= 2
+    return offsets
+
+
+class Transport:
+    def __init__(
+        self,
+        gateway: str,
+        port: int = DEFAULT_PORT,
+        timeout: float = DEFAULT_TIMEOUT,
+        source_address: Optional[str] = None,
+        clock: Callable[[], float] = time.monotonic,
+        channel_factory: Optional[Callable[[], Channel]] = None,
+        initial_wait: float = INITIAL_WAIT,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.gateway = gateway
+        self.port = port
+        self.timeout = timeout
+        self.source_address = source_address
+        self.initial_wait = initial_wait
+        self._clock = clock
+        self._channel_factory = channel_factory or (lambda: UdpChannel((gateway, port), source_address))
+        self.sends = 0  # sends of the last exchange, for callers and tests
+
+    @property
+    def where(self) -> str:
+        return f"{self.gateway}:{self.port}"
+
+    def exchange(self, data: bytes, parse: Callable[[bytes], Optional[T]], what: str, timeout: Optional[float] = None) -> T:
+        """Send ``data`` until ``parse`` accepts a datagram from the gateway, or the deadline.
+
+        ``parse`` returns None for a datagram that does not answer the request
+        (ignored) and may raise to end the exchange with an error.
+        """
+        budget = self.timeout if timeout is None else timeout
+        start = self._clock()
+        deadline = start + budget
+        channel = self._channel_factory()
+        self.sends = 0
+        try:
+            return self._run(channel, data, parse, what, budget, deadline)
+        except ConnectionRefusedError:
+            raise GatewayUnreachable(
+                f"gateway {self.where} refused the {what} (ICMP port unreachable: "
+                "nothing listens for NAT-PMP/PCP there)"
+            ) from None
+        except OSError as exc:
+            if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                raise GatewayUnreachable(f"gateway {self.where} is unreachable: {exc.strerror}") from None
+            raise PortmapError(f"exchange with gateway {self.where} failed: {exc.strerror or exc}") from exc
+        finally:
+            channel.close()
+
+    def _run(self, channel: Channel, data: bytes, parse: Callable[[bytes], Optional[T]], what: str,
+             budget: float, deadline: float) -> T:
+        wait = self.initial_wait
+        while True:
+            channel.send(data)
+            self.sends += 1
+            next_send = min(self._clock() + wait, deadline)
+            wait *= 2
+            while True:
+                left = next_send - self._clock()
+                if left <= 0:
+                    break
+                got = channel.receive(left)
+                if got is None:
+                    continue
+                datagram, source = got
+                if source != (self.gateway, self.port):
+                    continue  # only the gateway's address and port may answer
+                reply = parse(datagram)
+                if reply is not None:
+                    return reply
+            if self._clock() >= deadline:
+                raise GatewayTimeout(
+                    f"no answer from gateway {self.where} to the {what} within {budget:g} s "
+                    f"({self.sends} sends)"
+                )

@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# Copyright (c) portmap.natpmp contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: natpmp_info
+short_description: Facts about the host's NAT-PMP gateway and the mappings this host holds
+version_added: 0.2.0
+description:
+  - Finds the gateway, asks it for its public address (a read-only request), and reports
+    its epoch, whether it answers NAT-PMP, and the mappings the host's ledger records, with
+    the time each has left and the result of its last renewal.
+  - A gateway that does not answer is reported (RV(answers=false) and RV(error)), not a failure.
+author:
+  - portmap.natpmp maintainers (@portmap)
+extends_documentation_fragment:
+  - portmap.natpmp.common
+  - portmap.natpmp.common.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The module changes nothing; it runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details:
+      - It reads only; every run reports no change.
+"""
+
+EXAMPLES = r"""
+- name: Read the gateway's public address and this host's mappings
+  portmap.natpmp.natpmp_info:
+  register: nat
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ nat.public_address }}: {{ nat.mappings | map(attribute='external_port') | list }}"
+
+- name: Ask a given gateway, with a short deadline
+  portmap.natpmp.natpmp_info:
+    gateway: 192.168.1.1
+    timeout: 1
+"""
+
+RETURN = r"""
+gateway:
+  description: The gateway's address.
+  returned: always
+  type: str
+  sample: 192.168.1.1
+gateway_found_in:
+  description: Where the gateway's address came from.
+  returned: always
+  type: str
+  sample: /proc/net/route
+answers:
+  description: Whether the gateway answered the public address request.
+  returned: always
+  type: bool
+  sample: true
+method:
+  description: The protocol the gateway answered (V(natpmp)), or null when it did not answer.
+  returned: always
+  type: str
+  sample: natpmp
+public_address:
+  description: The gateway's public IPv4 address; null when it did not answer.
+  returned: always
+  type: str
+  sample: 203.0.113.7
+epoch:
+  description: The gateway's epoch (seconds since its mapping table was last reset); null when it did not answer.
+  returned: always
+  type: int
+  sample: 86012
+gateway_rebooted:
+  description: Whether the gateway lost its mappings since the ledger last heard from it.
+  returned: always
+  type: bool
+  sample: false
+error:
+  description: Why the gateway did not answer; null when it did.
+  returned: always
+  type: str
+  sample: null
+mappings:
+  description: The mappings the host's ledger records, on every gateway.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    gateway:
+      description: The gateway holding the mapping.
+      type: str
+      sample: 192.168.1.1
+    protocol:
+      description: V(tcp) or V(udp).
+      type: str
+      sample: tcp
+    internal_port:
+      description: The port on this host.
+      type: int
+      sample: 8080
+    external_port:
+      description: The public port granted.
+      type: int
+      sample: 8080
+    lifetime:
+      description: The lifetime granted, in seconds.
+      type: int
+      sample: 7200
+    method:
+      description: The protocol the mapping was made with.
+      type: str
+      sample: natpmp
+    public_address:
+      description: The public address the gateway reported when the mapping was granted.
+      type: str
+      sample: 203.0.113.7
+    granted_at:
+      description: When it was granted, in seconds since the Unix epoch.
+      type: float
+      sample: 1795000000.5
+    expires_at:
+      description: When it lapses unless renewed, in seconds since the Unix epoch.
+      type: float
+      sample: 1795007200.5
+    expires:
+      description: RV(mappings[].expires_at) in ISO 8601, UTC.
+      type: str
+      sample: "2026-11-22T16:00:00+00:00"
+    time_left:
+      description: Seconds until it lapses (0 when expired).
+      type: float
+      sample: 5320.2
+    expired:
+      description: Whether it has lapsed.
+      type: bool
+      sample: false
+    last_renewal:
+      description: The last request for this mapping, with its time, success and error.
+      type: dict
+      sample: {"time": 1795000000.5, "ok": true, "error": ""}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.portmap.natpmp.plugins.module_utils.common import (
+    COMMON_ARGUMENT_SPEC,
+    open_ledger_and_client,
+    run,
+)
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.manage import Manager
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=dict(COMMON_ARGUMENT_SPEC), supports_check_mode=True)
+
+    def work():
+        ledger, client = open_ledger_and_client(module, create_folder=False)
+        return dict(Manager(ledger, client).info(), changed=False)
+
+    run(module, work)
+
+
+if __name__ == "__main__":
+    main()
