@@ -7,7 +7,7 @@ VENV := .venv
 REQUIREMENTS := requirements-test.txt
 STAMP := $(VENV)/.installed-$(shell sha256sum $(REQUIREMENTS) 2>/dev/null | cut -c1-16)
 
-.PHONY: demo test deps venv py38 unit integration sanity lint changelog clean
+.PHONY: demo test deps venv py38 unit integration sanity lint docs changelog clean
 
 demo: venv
 	$(VENV)/bin/python demo/demo.py
@@ -40,6 +40,9 @@ sanity: venv
 
 lint: venv
 	NO_COLOR=1 PATH=$(CURDIR)/$(VENV)/bin:$$PATH ansible-lint --profile production
+
+docs: venv
+	scripts/check-docs.sh
 
 changelog: venv
 	$(VENV)/bin/antsibull-changelog lint

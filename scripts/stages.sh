@@ -2,7 +2,7 @@
 # `make test`: every stage in order, each timed; stops at the first failure and prints the
 # table of stage timings either way.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 STAGES=(
     "deps:make -s deps"
@@ -11,6 +11,7 @@ STAGES=(
     "unit:make -s unit"
     "integration:make -s integration"
     "changelog:make -s changelog"
+    "docs:make -s docs"
     "lint:make -s lint"
     "sanity:make -s sanity"
 )

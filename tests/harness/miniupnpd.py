@@ -1,0 +1,124 @@
+"""The real miniupnpd (Debian miniupnpd-nftables 2.3.1) as the gateway of a Topology.
+
+It runs daemonized (in debug mode a request outside the allow rules stalls it for a
+minute) inside the topology's gateway namespace, with the base nftables ruleset it needs
+(it does not create its chains), and is stopped by its pid.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+from typing import Optional
+
+from .netns import Topology, wait_for
+
+BINARY = "/usr/sbin/miniupnpd"
+
+BASE_RULESET = """
+table inet filter {
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+        jump miniupnpd
+    }
+    chain miniupnpd {
+    }
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        jump prerouting_miniupnpd
+    }
+    chain prerouting_miniupnpd {
+    }
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        jump postrouting_miniupnpd
+    }
+    chain postrouting_miniupnpd {
+    }
+}
+"""
+
+
+def available() -> tuple:
+    for tool in (BINARY, shutil.which("nft")):
+        if not tool or not os.path.exists(tool):
+            return False, "miniupnpd-nftables and nftables are not installed (make deps installs them)"
+    return True, ""
+
+
+class Miniupnpd:
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.folder = tempfile.mkdtemp(prefix="portmap-miniupnpd-")
+        self.config = os.path.join(self.folder, "miniupnpd.conf")
+        self.pidfile = os.path.join(self.folder, "miniupnpd.pid")
+        self.pid: Optional[int] = None
+
+    def start(self) -> "Miniupnpd":
+        topo = self.topology
+        ruleset = os.path.join(self.folder, "base.nft")
+        with open(ruleset, "w", encoding="ascii") as handle:
+            handle.write(BASE_RULESET)
+        loaded = topo.run(topo.gw, ["nft", "-f", ruleset])
+        if loaded.returncode != 0:
+            raise RuntimeError(f"nft -f failed: {loaded.stderr}")
+        with open(self.config, "w", encoding="ascii") as handle:
+            handle.write(
+                "ext_ifname=wan0\n"
+                "listening_ip=lan0\n"
+                "enable_natpmp=yes\n"
+                "enable_upnp=no\n"
+                "ipv6_disable=yes\n"
+                "secure_mode=yes\n"
+                f"lease_file={self.folder}/leases\n"
+                f"uuid={uuid.uuid4()}\n"
+                f"allow 1024-65535 {topo.lan_prefix}.0/24 1024-65535\n"
+                "deny 0-65535 0.0.0.0/0 0-65535\n"
+            )
+        started = topo.run(topo.gw, [BINARY, "-f", self.config, "-P", self.pidfile])
+        if started.returncode != 0:
+            raise RuntimeError(f"miniupnpd did not start: {started.stderr}")
+        wait_for(lambda: os.path.exists(self.pidfile) and open(self.pidfile, encoding="ascii").read().strip(),
+                 what="miniupnpd's pid file")
+        self.pid = int(open(self.pidfile, encoding="ascii").read().strip())
+        wait_for(self._listening, what="miniupnpd listening on 5351")
+        return self
+
+    def _listening(self) -> bool:
+        out = self.topology.run(self.topology.gw, ["ss", "-uln"]).stdout
+        return ":5351" in out
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.pid = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> "Miniupnpd":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,278 @@
+"""The client against the simulated gateway on loopback: every operation and every fault."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from portmap import wire_natpmp as wire
+from portmap.client import Client
+from portmap.epoch import EpochObservation
+from portmap.errors import (
+    GatewayTimeout,
+    GatewayUnreachable,
+    NetworkFailure,
+    NotAuthorized,
+    OutOfResources,
+    UnknownResultCode,
+    UnsupportedOpcode,
+    UnsupportedVersion,
+)
+from tests.simgw.gateway import SimulatedGateway, control
+
+
+@pytest.fixture
+def gw(loopback_address, tmp_path):
+    with SimulatedGateway(address=loopback_address, control_path=str(tmp_path / "gw.sock")) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def client(gw, tmp_path):
+    return Client(gw.address, lock_path=str(tmp_path / "lock"))
+
+
+def make_client(gw, tmp_path, **kwargs):
+    return Client(gw.address, lock_path=str(tmp_path / "lock"), **kwargs)
+
+
+def ctl(gw, command):
+    """A control command through the gateway's control socket (its loop runs in another thread)."""
+    answer = control(gw.control_path, command)
+    assert answer["ok"], answer
+    return answer
+
+
+def table(gw):
+    return [(m["client"], m["protocol"], m["internal_port"], m["external_port"]) for m in ctl(gw, {"cmd": "table"})["mappings"]]
+
+
+def test_public_address(client, gw):
+    public = client.public_address()
+    assert (public.address, public.gateway, public.method) == ("11.22.33.2", gw.address, "natpmp")
+
+
+def test_map_renew_delete(client, gw):
+    tcp = client.map("tcp", 8080, 8080, 3600)
+    udp = client.map("udp", 5353, 5353, 120)
+    assert (tcp.external_port, tcp.lifetime, udp.external_port, udp.lifetime) == (8080, 3600, 5353, 120)
+    assert client.map("tcp", 8080, 8080, 3600).external_port == 8080
+    assert len(table(gw)) == 2
+    client.delete("tcp", 8080)
+    assert [row[1:] for row in table(gw)] == [("udp", 5353, 5353)]
+    client.delete_all("udp")
+    assert table(gw) == []
+
+
+def test_external_port_zero_gets_a_port(client):
+    granted = client.map("tcp", 7000, 0, 600)
+    assert granted.external_port >= 1024
+
+
+def test_conflicting_suggestion_gets_another_port(gw, tmp_path, loopback_address_pool):
+    first = make_client(gw, tmp_path, source_address=loopback_address_pool())
+    second = make_client(gw, tmp_path, source_address=loopback_address_pool())
+    assert first.map("tcp", 8080, 9000, 600).external_port == 9000
+    other = second.map("tcp", 8080, 9000, 600).external_port
+    assert other not in (0, 9000)
+    assert second.map("tcp", 8080, 9000, 600).external_port == other  # renewal keeps it
+
+
+def test_lifetime_cap_granted_not_asked(client, gw):
+    ctl(gw, {"cmd": "set", "lifetime_cap": 300})
+    assert client.map("tcp", 8080, 8080, 7200).lifetime == 300
+
+
+def test_table_full_is_out_of_resources(client, gw):
+    ctl(gw, {"cmd": "set", "max_mappings": 1})
+    client.map("tcp", 1, 1, 60)
+    with pytest.raises(OutOfResources, match="OUT_OF_RESOURCES"):
+        client.map("tcp", 2, 2, 60)
+
+
+def test_rules_refuse_with_not_authorized(client, gw):
+    ctl(gw, {"cmd": "rules", "rules": [{"action": "deny", "client": "0.0.0.0/0", "ports": "1-1023"}]})
+    with pytest.raises(NotAuthorized) as caught:
+        client.map("tcp", 22, 22, 60)
+    assert "NOT_AUTHORIZED" in str(caught.value) and f"{gw.address}:5351" in str(caught.value)
+    assert client.map("tcp", 2222, 2222, 60).external_port == 2222
+
+
+@pytest.mark.parametrize(
+    "code, cls",
+    [(1, UnsupportedVersion), (2, NotAuthorized), (3, NetworkFailure), (4, OutOfResources),
+     (5, UnsupportedOpcode), (9, UnknownResultCode)],
+)
+def test_forced_result_codes(client, gw, code, cls):
+    ctl(gw, {"cmd": "fault", "kind": "result", "code": code, "count": 1})
+    with pytest.raises(cls) as caught:
+        client.map("udp", 5353, 5353, 60)
+    assert wire.result_name(code) in str(caught.value)
+    assert client.map("udp", 5353, 5353, 60).external_port == 5353  # next request is fine
+
+
+def test_unsupported_version_reply_recognised(gw):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(2)
+    sock.connect((gw.address, 5351))
+    sock.send(bytes.fromhex("0100"))
+    reply = wire.decode_reply(sock.recv(100))
+    sock.close()
+    assert wire.is_unsupported_version(reply) and reply.op == 128
+
+
+def test_silent_gateway_times_out_at_the_deadline(gw, tmp_path):
+    ctl(gw, {"cmd": "fault", "kind": "drop"})
+    client = make_client(gw, tmp_path, timeout=1.0)
+    start = time.monotonic()
+    with pytest.raises(GatewayTimeout):
+        client.public_address()
+    elapsed = time.monotonic() - start
+    assert 1.0 <= elapsed < 1.3
+    print(f"gave up on a silent gateway after {elapsed:.3f} s (deadline 1 s)")
+
+
+def test_default_deadline_on_a_silent_gateway(gw, tmp_path):
+    ctl(gw, {"cmd": "fault", "kind": "drop"})
+    client = make_client(gw, tmp_path)
+    start = time.monotonic()
+    with pytest.raises(GatewayTimeout):
+        client.public_address()
+    elapsed = time.monotonic() - start
+    assert 3.0 <= elapsed < 3.3
+    print(f"DEFAULT DEADLINE: gave up on a silent gateway after {elapsed:.3f} s, {client.transport.sends} sends")
+
+
+def test_nothing_listening_is_unreachable_fast(tmp_path, loopback_address):
+    client = Client(loopback_address, lock_path=str(tmp_path / "lock"))
+    start = time.monotonic()
+    with pytest.raises(GatewayUnreachable):
+        client.public_address()
+    assert time.monotonic() - start < 0.5
+
+
+def test_thirty_percent_dropped_still_succeeds(client, gw):
+    ctl(gw, {"cmd": "fault", "kind": "drop", "probability": 0.3, "seed": 7})
+    for port in range(10000, 10020):
+        assert client.map("tcp", port, port, 60).external_port == port
+    assert ctl(gw, {"cmd": "status"})["requests"] > 20  # some were retransmitted
+
+
+def test_reply_delayed_past_one_retransmission(client, gw):
+    ctl(gw, {"cmd": "fault", "kind": "delay", "seconds": 0.4, "count": 1})
+    start = time.monotonic()
+    assert client.map("tcp", 8080, 8080, 60).external_port == 8080
+    assert client.transport.sends == 2
+    assert 0.25 < time.monotonic() - start < 1.0
+
+
+def test_wrong_source_is_ignored_and_the_right_reply_wins(client, gw, loopback_address_pool):
+    ctl(gw, {"cmd": "fault", "kind": "wrong_source", "port": 5350, "count": 1})
+    assert client.public_address().address == "11.22.33.2"
+    ctl(gw, {"cmd": "fault", "kind": "wrong_source", "address": loopback_address_pool(), "count": 1})
+    assert client.public_address().address == "11.22.33.2"
+    assert client.transport.sends == 1
+
+
+@pytest.mark.parametrize("how", ["version", "opcode", "port", "garbage", "long"])
+def test_malformed_reply_ignored_then_timeout(gw, tmp_path, how):
+    ctl(gw, {"cmd": "fault", "kind": "malformed", "how": how})
+    client = make_client(gw, tmp_path, timeout=0.5)
+    with pytest.raises(GatewayTimeout):
+        client.map("tcp", 8080, 8080, 60)
+
+
+def test_malformed_then_correct_reply_succeeds(client, gw):
+    ctl(gw, {"cmd": "fault", "kind": "malformed", "how": "port", "then_correct": True, "count": 1})
+    assert client.map("tcp", 8080, 8080, 60).internal_port == 8080
+    assert client.transport.sends == 1
+
+
+def test_truncated_reply_ignored(gw, tmp_path):
+    ctl(gw, {"cmd": "fault", "kind": "truncate", "length": 12})
+    client = make_client(gw, tmp_path, timeout=0.5)
+    with pytest.raises(GatewayTimeout):
+        client.map("tcp", 8080, 8080, 60)
+    ctl(gw, {"cmd": "clear_faults"})
+    ctl(gw, {"cmd": "fault", "kind": "truncate", "length": 12, "then_correct": True, "count": 1})
+    assert make_client(gw, tmp_path).map("tcp", 8080, 8080, 60).external_port == 8080
+
+
+def test_late_reply_not_taken_for_the_current_request(client, gw):
+    # The reply to the map of 8080 is held back; the client retransmits and gets it.
+    # The stale copy then arrives before the reply to the next request (8081) and must be ignored.
+    ctl(gw, {"cmd": "fault", "kind": "late", "count": 1})
+    assert client.map("tcp", 8080, 8080, 60).internal_port == 8080
+    second = client.map("tcp", 8081, 8081, 60)
+    assert second.internal_port == 8081 and second.external_port == 8081
+
+
+def test_gateway_reboot_detected(gw, tmp_path):
+    wall = [10000.0]
+    client = make_client(gw, tmp_path, wallclock=lambda: wall[0])
+    client.map("tcp", 8080, 8080, 3600)
+    wall[0] += 600  # ten minutes pass for us...
+    ctl(gw, {"cmd": "reboot"})  # ...and the gateway restarts: its epoch is back near 0
+    renewed = client.map("tcp", 8080, 8080, 3600)
+    assert renewed.rebooted and client.rebooted
+
+
+def test_reboot_detected_across_processes(gw, tmp_path):
+    first = make_client(gw, tmp_path)
+    first.public_address()
+    stored = EpochObservation(first.epoch.epoch + 1000, first.epoch.seen_at - 1000).to_dict()
+    # the stored observation says the gateway had been up 1000 s longer: it restarted since
+    second = make_client(gw, tmp_path, epoch=EpochObservation.from_dict(stored))
+    assert second.public_address().rebooted
+
+
+def test_no_reboot_when_consistent(gw, tmp_path):
+    first = make_client(gw, tmp_path)
+    first.public_address()
+    second = make_client(gw, tmp_path, epoch=first.epoch)
+    assert not second.public_address().rebooted
+
+
+def test_announcement_on_reboot_to_loopback(tmp_path):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("127.0.0.1", wire.CLIENT_PORT))
+    except OSError as exc:
+        pytest.skip(f"127.0.0.1:{wire.CLIENT_PORT} is taken: {exc}")
+    listener.settimeout(3)
+    try:
+        with SimulatedGateway(address="127.0.0.1", port=0, announce="loopback",
+                              control_path=str(tmp_path / "gw.sock")) as gateway:
+            first = listener.recv(100)
+            assert wire.decode_reply(first).public_address == "11.22.33.2"
+            ctl(gateway, {"cmd": "reboot"})
+            seen = {listener.recv(100) for _announcement in range(3)}
+            assert all(wire.decode_reply(d).public_address == "11.22.33.2" for d in seen)
+    finally:
+        listener.close()
+
+
+def test_multicast_announcements_refused_outside_a_namespace():
+    with pytest.raises(ValueError, match="refused"):
+        SimulatedGateway(address="127.0.0.1", announce="multicast")
+
+
+def test_control_channel_commands(gw):
+    path = gw.control_path
+    assert control(path, {"cmd": "status"})["ok"]
+    assert control(path, {"cmd": "set", "public_address": "11.22.33.9"})["ok"]
+    assert control(path, {"cmd": "status"})["public_address"] == "11.22.33.9"
+    bad = control(path, {"cmd": "nope"})
+    assert not bad["ok"] and "unknown command" in bad["error"]
+    bad = control(path, {"cmd": "fault", "kind": "explode"})
+    assert not bad["ok"] and "fault kind" in bad["error"]
+    bad = control(path, {"cmd": "set", "public_address": "not-an-ip"})
+    assert not bad["ok"]
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.connect(path)
+        raw.sendall(b"{not json\n")
+        assert b'"ok": false' in raw.recv(1000)
+    assert control(path, {"cmd": "log"})["ok"]

@@ -1,0 +1,119 @@
+"""Our client against the real miniupnpd, in sealed namespaces: the mapping really forwards."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tests.integration.conftest import client_script
+
+pytestmark = pytest.mark.netns
+
+LISTENER = textwrap.dedent("""
+    import socket, sys
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", int(sys.argv[1])))
+    server.listen(8)
+    print("listening", flush=True)
+    while True:
+        conn, peer = server.accept()
+        conn.sendall(b"hello from the host\\n")
+        conn.close()
+""")
+
+CONNECT = textwrap.dedent("""
+    import socket, sys
+    sock = socket.socket()
+    sock.settimeout(2)
+    try:
+        sock.connect((sys.argv[1], int(sys.argv[2])))
+        print(sock.recv(100).decode().strip())
+    except OSError as exc:
+        print(f"failed: {exc.__class__.__name__}")
+""")
+
+
+def wan_connect(topology, port):
+    result = topology.run(topology.wan, [sys.executable, "-c", CONNECT, topology.gw_wan_address, str(port)])
+    return result.stdout.strip()
+
+
+def run_client(topology, body):
+    result = topology.run(topology.hosts[0], client_script(body))
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_map_forwards_tcp_from_the_wan_and_delete_stops_it(topology, miniupnpd):
+    import subprocess
+    listener = topology.popen(topology.hosts[0], [sys.executable, "-c", LISTENER, "8080"],
+                              stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
+    assert wan_connect(topology, 8080).startswith("failed"), "reachable before any mapping?"
+
+    results = run_client(topology, textwrap.dedent("""
+        c = Client(lock_path="/tmp/portmap-interop.lock")
+        out([c.gateway, c.found_in])
+        out(c.public_address().to_dict())
+        out(c.map("tcp", 8080, 8080, 3600).to_dict())
+    """))
+    assert results[0] == [topology.gw_lan_address, "/proc/net/route"]  # discovery inside the namespace
+    assert results[1]["address"] == topology.gw_wan_address
+    granted = results[2]
+    assert (granted["external_port"], granted["lifetime"]) == (8080, 3600)
+    print(f"miniupnpd granted {granted}")
+
+    assert wan_connect(topology, 8080) == "hello from the host"
+
+    results = run_client(topology, textwrap.dedent("""
+        c = Client(lock_path="/tmp/portmap-interop.lock")
+        out(c.delete("tcp", 8080).to_dict())
+    """))
+    assert (results[0]["external_port"], results[0]["lifetime"]) == (0, 0)
+    time.sleep(0.2)
+    assert wan_connect(topology, 8080).startswith("failed")
+
+
+def test_udp_map_renew_and_delete_all(topology, miniupnpd):
+    results = run_client(topology, textwrap.dedent("""
+        c = Client(lock_path="/tmp/portmap-interop.lock")
+        first = c.map("udp", 5353, 5353, 120)
+        again = c.map("udp", 5353, 5353, 120)
+        other = c.map("udp", 5354, 0, 120)
+        out([first.to_dict(), again.to_dict(), other.to_dict()])
+        out(c.delete_all("udp").to_dict())
+        out(c.map("udp", 5353, 5353, 60).to_dict())
+    """))
+    first, again, other = results[0]
+    assert first["external_port"] == again["external_port"] == 5353
+    assert other["external_port"] > 0
+    assert results[1]["lifetime"] == 0
+    assert results[2]["external_port"] == 5353
+
+
+def test_errors_from_the_real_gateway(topology, miniupnpd):
+    results = run_client(topology, textwrap.dedent("""
+        c = Client(lock_path="/tmp/portmap-interop.lock", timeout=1.0)
+        try:
+            c.map("tcp", 80, 80, 60)  # outside the allow rules
+        except errors.NotAuthorized as exc:
+            out(["refused", str(exc)])
+        from portmap.transport import Transport
+        raw = Transport(c.gateway, timeout=1.0)
+        from portmap import wire_natpmp as wire
+        reply = raw.exchange(bytes.fromhex("0003"), lambda d: wire.decode_reply(d), "opcode 3")
+        out(["opcode3", reply.op, reply.result, reply.length])
+        start = __import__("time").monotonic()
+        try:
+            raw.exchange(bytes.fromhex("0100"), lambda d: d, "version 1 request")
+        except errors.GatewayTimeout:
+            out(["version1", round(__import__("time").monotonic() - start, 2)])
+    """))
+    assert results[0][0] == "refused" and "NOT_AUTHORIZED" in results[0][1] and "192.168.77.1:5351" in results[0][1]
+    assert results[1] == ["opcode3", 131, 5, 8]
+    assert results[2][0] == "version1" and 1.0 <= results[2][1] < 1.5

@@ -1,0 +1,186 @@
+"""The client's operations against a scripted gateway (no sockets), and its epoch tracking."""
+
+from __future__ import annotations
+
+import pytest
+
+from fakes import GATEWAY, FakeChannel, FakeClock
+from portmap import wire_natpmp as wire
+from portmap.client import Client
+from portmap.epoch import EpochObservation
+from portmap.errors import (
+    LockTimeout,
+    NetworkFailure,
+    NotAuthorized,
+    OutOfResources,
+    UnknownResultCode,
+    UnsupportedOpcode,
+    UnsupportedVersion,
+)
+from portmap.lock import HostLock
+
+
+class ScriptedGateway:
+    """Answers every request like the real one, granting what ``grant`` says."""
+
+    def __init__(self, epoch=5, grant=None, result=0):
+        self.epoch = epoch
+        self.grant = grant or (lambda internal, external, lifetime: (external or internal, lifetime))
+        self.result = result
+        self.requests = []
+
+    def __call__(self, data, _n):
+        request = wire.decode_request(data)
+        self.requests.append(request)
+        if isinstance(request, wire.PublicAddressRequest):
+            reply = wire.encode_public_address_reply(self.result, self.epoch, "11.22.33.2")
+        elif request.lifetime == 0:
+            reply = wire.encode_map_reply(request.protocol, self.result, self.epoch, request.internal_port, 0, 0)
+        else:
+            external, lifetime = self.grant(request.internal_port, request.external_port, request.lifetime)
+            if self.result:
+                external, lifetime = 0, 0
+            reply = wire.encode_map_reply(request.protocol, self.result, self.epoch, request.internal_port,
+                                          external, lifetime)
+        return [(0.001, reply, GATEWAY)]
+
+
+def make_client(tmp_path, gateway, wallclock=None, epoch=None, on_send=None):
+    clock = FakeClock()
+    channels = []
+
+    def factory():
+        channels.append(FakeChannel(clock, gateway, on_send))
+        return channels[-1]
+
+    client = Client(GATEWAY[0], port=GATEWAY[1], lock_path=str(tmp_path / "lock"), clock=clock,
+                    channel_factory=factory, wallclock=wallclock or (lambda: 5000.0), epoch=epoch)
+    return client, channels
+
+
+def test_public_address(tmp_path):
+    client, channels = make_client(tmp_path, ScriptedGateway())
+    public = client.public_address()
+    assert (public.address, public.epoch, public.method, public.gateway) == ("11.22.33.2", 5, "natpmp", GATEWAY[0])
+    assert channels[0].sent[0][1].hex() == "0000"
+
+
+def test_map_returns_what_the_gateway_granted_not_what_was_asked(tmp_path):
+    gateway = ScriptedGateway(grant=lambda internal, external, lifetime: (40001, 600))
+    client, channels = make_client(tmp_path, gateway)
+    granted = client.map("tcp", 8080, 8080, 3600)
+    assert (granted.external_port, granted.lifetime, granted.internal_port) == (40001, 600, 8080)
+    assert channels[0].sent[0][1].hex() == "000200001f901f9000000e10"
+
+
+def test_external_port_defaults_to_internal(tmp_path):
+    gateway = ScriptedGateway()
+    client, _channels = make_client(tmp_path, gateway)
+    client.map("udp", 5353, lifetime=120)
+    assert gateway.requests[-1] == wire.MapRequest("udp", 5353, 5353, 120)
+
+
+def test_delete_and_delete_all_bytes(tmp_path):
+    gateway = ScriptedGateway()
+    client, channels = make_client(tmp_path, gateway)
+    deleted = client.delete("tcp", 8080)
+    assert (deleted.external_port, deleted.lifetime) == (0, 0)
+    client.delete_all("udp")
+    assert [c.sent[0][1].hex() for c in channels] == ["000200001f90000000000000", "000100000000000000000000"]
+
+
+def test_a_fresh_channel_per_operation(tmp_path):
+    client, channels = make_client(tmp_path, ScriptedGateway())
+    client.public_address()
+    client.map("tcp", 80)
+    client.delete("tcp", 80)
+    assert len(channels) == 3 and all(c.closed for c in channels)
+
+
+@pytest.mark.parametrize(
+    "code, cls, name",
+    [(1, UnsupportedVersion, "UNSUPPORTED_VERSION"), (2, NotAuthorized, "NOT_AUTHORIZED"),
+     (3, NetworkFailure, "NETWORK_FAILURE"), (4, OutOfResources, "OUT_OF_RESOURCES"),
+     (5, UnsupportedOpcode, "UNSUPPORTED_OPCODE"), (9, UnknownResultCode, "UNKNOWN_RESULT_9")],
+)
+def test_result_codes_name_gateway_protocol_ports_and_result(tmp_path, code, cls, name):
+    client, _channels = make_client(tmp_path, ScriptedGateway(result=code))
+    with pytest.raises(cls) as caught:
+        client.map("udp", 5353, 5400, 120)
+    message = str(caught.value)
+    for part in (name, f"result code {code}", "UDP", "5353", "5400", "192.0.2.1:5351"):
+        assert part in message
+
+
+@pytest.mark.parametrize(
+    "call, field",
+    [
+        (lambda c: c.map("tcp", 0), "internal_port"),
+        (lambda c: c.map("tcp", 65536), "internal_port"),
+        (lambda c: c.map("tcp", 80, 65536), "external_port"),
+        (lambda c: c.map("tcp", 80, 80, 0), "lifetime"),
+        (lambda c: c.map("tcp", 80, 80, 2 ** 32), "lifetime"),
+        (lambda c: c.map("sctp", 80), "protocol"),
+        (lambda c: c.delete("tcp", 0), "internal_port"),
+        (lambda c: c.delete_all("icmp"), "protocol"),
+    ],
+)
+def test_bad_input_raises_before_any_packet(tmp_path, call, field):
+    client, channels = make_client(tmp_path, ScriptedGateway())
+    with pytest.raises(ValueError, match=field):
+        call(client)
+    assert channels == []
+
+
+def test_the_host_lock_is_held_during_each_exchange(tmp_path):
+    seen = []
+    client = None
+
+    def on_send(_data):
+        seen.append(client.lock.held)
+        other = HostLock(client.lock.path, timeout=0.0)
+        with pytest.raises(LockTimeout):
+            other.acquire()
+
+    client, _channels = make_client(tmp_path, ScriptedGateway(), on_send=on_send)
+    client.public_address()
+    client.map("tcp", 80)
+    assert seen == [True, True]
+    assert not client.lock.held
+    HostLock(client.lock.path, timeout=0.0).acquire()
+
+
+def test_epoch_consistent_no_reboot(tmp_path):
+    times = iter([5000.0, 5100.0])
+    gateway = ScriptedGateway(epoch=1000)
+    client, _channels = make_client(tmp_path, gateway, wallclock=lambda: next(times))
+    assert not client.public_address().rebooted
+    gateway.epoch = 1100
+    assert not client.map("tcp", 80).rebooted
+    assert not client.rebooted
+    assert client.epoch == EpochObservation(1100, 5100.0)
+
+
+def test_epoch_going_back_is_a_reboot(tmp_path):
+    gateway = ScriptedGateway(epoch=1000)
+    times = iter([5000.0, 5001.0])
+    client, _channels = make_client(tmp_path, gateway, wallclock=lambda: next(times))
+    client.public_address()
+    gateway.epoch = 3
+    assert client.map("tcp", 80).rebooted
+    assert client.rebooted
+
+
+def test_epoch_growing_too_slowly_is_a_reboot(tmp_path):
+    # 1000 s passed for us, only 100 s for the gateway: it restarted in between.
+    previous = EpochObservation(5000, 4000.0)
+    client, _channels = make_client(tmp_path, ScriptedGateway(epoch=5100), wallclock=lambda: 5000.0,
+                                    epoch=previous)
+    assert client.public_address().rebooted
+
+
+def test_epoch_seed_from_another_process(tmp_path):
+    stored = EpochObservation(500, 4000.0).to_dict()  # e.g. read from the ledger
+    client, _channels = make_client(tmp_path, ScriptedGateway(epoch=1500), wallclock=lambda: 5000.0,
+                                    epoch=EpochObservation.from_dict(stored))
+    assert not client.public_address().rebooted
