@@ -53,3 +53,11 @@ def test_natpmpc_public_map_delete(topology, natpmpc, simgw_in_namespace):
     assert deleted.returncode == 0
     table = control(simgw_in_namespace, {"cmd": "table"})["mappings"]
     assert [(m["protocol"], m["internal_port"]) for m in table] == [("udp", 5353)]
+
+    natpmpc_run(topology, natpmpc, "-a", "5354", "5354", "udp", "120")
+    assert len(control(simgw_in_namespace, {"cmd": "table"})["mappings"]) == 2
+    delete_all = natpmpc_run(topology, natpmpc, "-a", "0", "0", "udp", "0")  # internal port 0, lifetime 0
+    assert delete_all.returncode == 0
+    assert control(simgw_in_namespace, {"cmd": "table"})["mappings"] == []
+    log = control(simgw_in_namespace, {"cmd": "log"})["log"]
+    assert log[-1]["internal_port"] == 0 and log[-1]["lifetime"] == 0

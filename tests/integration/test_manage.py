@@ -1,0 +1,139 @@
+"""The declarative layer the modules call (manage.Manager), against the simulated gateway.
+
+The playbook tests cover the modules end to end; these pin the rules of `changed`, check
+mode and the ledger that are awkward to reach from a playbook (expiry, a moved port, a
+declared change, failures recorded per mapping).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from portmap.client import Client
+from portmap.ledger import Ledger
+from portmap.lock import HostLock
+from portmap import manage
+from portmap.manage import ApplyError, Desired, Manager
+from tests.simgw.gateway import SimulatedGateway, control
+
+
+@pytest.fixture
+def gw(loopback_address, tmp_path):
+    with SimulatedGateway(address=loopback_address, control_path=str(tmp_path / "gw.sock")) as gateway:
+        yield gateway
+
+
+def ctl(gw, command):
+    answer = control(gw.control_path, command)
+    assert answer["ok"], answer
+    return answer
+
+
+def manager(gw, tmp_path, check_mode=False, **client_args):
+    lock = HostLock(str(tmp_path / "lock"))
+    ledger = Ledger(str(tmp_path / "ledger.json"), lock)
+    client = Client(gw.address, lock=lock, **client_args)
+    return Manager(ledger, client, check_mode=check_mode)
+
+
+WANT = [Desired("tcp", 8080, 8080, 3600)]
+
+
+def requests(gw):
+    return [(e.get("op"), e.get("internal_port"), e.get("lifetime")) for e in ctl(gw, {"cmd": "log"})["log"]]
+
+
+def test_first_run_changed_second_not(gw, tmp_path):
+    assert manager(gw, tmp_path).present(WANT)["changed"]
+    assert not manager(gw, tmp_path).present(WANT)["changed"]
+
+
+def test_expired_mapping_is_changed(gw, tmp_path):
+    manager(gw, tmp_path).present(WANT)
+    path = tmp_path / "ledger.json"
+    document = json.loads(path.read_text())
+    document["mappings"][0]["expires_at"] = 1.0  # lapsed long ago
+    path.write_text(json.dumps(document))
+    assert manager(gw, tmp_path).present(WANT)["changed"]
+
+
+def test_another_port_granted_is_changed(gw, tmp_path, loopback_address_pool):
+    manager(gw, tmp_path).present(WANT)
+    ctl(gw, {"cmd": "reboot"})  # the gateway forgets our mapping...
+    other = Client(gw.address, lock_path=str(tmp_path / "lock2"), source_address=loopback_address_pool())
+    other.map("tcp", 9999, 8080, 600)  # ...and another client takes 8080
+    result = manager(gw, tmp_path).present(WANT)
+    assert result["changed"] and result["mappings"][0]["external_port"] != 8080
+
+
+def test_declared_lifetime_change_is_changed(gw, tmp_path):
+    manager(gw, tmp_path).present(WANT)
+    result = manager(gw, tmp_path).present([Desired("tcp", 8080, 8080, 600)])
+    assert result["changed"] and result["mappings"][0]["lifetime"] == 600
+
+
+def test_check_mode_sends_only_the_public_address_request(gw, tmp_path):
+    ctl(gw, {"cmd": "clear_log"})
+    result = manager(gw, tmp_path, check_mode=True).present(WANT + [Desired("udp", 53, 53, 60)])
+    assert result["changed"]
+    assert requests(gw) == [(0, None, None)]
+    assert not (tmp_path / "ledger.json").exists()
+    manager(gw, tmp_path).present(WANT)
+    ctl(gw, {"cmd": "clear_log"})
+    result = manager(gw, tmp_path, check_mode=True).absent(WANT)
+    assert result["changed"] and result["removed"][0]["internal_port"] == 8080
+    assert requests(gw) == []
+    assert len(json.loads((tmp_path / "ledger.json").read_text())["mappings"]) == 1
+
+
+def test_failure_is_recorded_per_mapping_and_the_rest_is_kept(gw, tmp_path):
+    manager(gw, tmp_path).present(WANT + [Desired("tcp", 8081, 8081, 3600)])
+    ctl(gw, {"cmd": "rules", "rules": [{"action": "deny", "ports": "8081-8081"}]})
+    with pytest.raises(ApplyError) as caught:
+        manager(gw, tmp_path).present(WANT + [Desired("tcp", 8081, 8081, 3600)])
+    assert "NOT_AUTHORIZED" in str(caught.value)
+    entries = {m["internal_port"]: m for m in json.loads((tmp_path / "ledger.json").read_text())["mappings"]}
+    assert entries[8080]["last_renewal"]["ok"] is True
+    assert entries[8081]["last_renewal"]["ok"] is False
+    assert "NOT_AUTHORIZED" in entries[8081]["last_renewal"]["error"]
+
+
+def test_timeout_keeps_the_ledger_entry_and_records_it(gw, tmp_path):
+    manager(gw, tmp_path).present(WANT)
+    ctl(gw, {"cmd": "fault", "kind": "drop", "ops": ["map"]})
+    with pytest.raises(ApplyError, match="no answer"):
+        manager(gw, tmp_path, timeout=0.5).absent(WANT)
+    entry = json.loads((tmp_path / "ledger.json").read_text())["mappings"][0]
+    assert entry["internal_port"] == 8080 and entry["last_renewal"]["ok"] is False
+
+
+def test_info_reports_a_silent_gateway_without_failing(gw, tmp_path):
+    manager(gw, tmp_path).present(WANT)
+    ctl(gw, {"cmd": "fault", "kind": "drop"})
+    facts = manager(gw, tmp_path, timeout=0.5).info()
+    assert not facts["answers"] and "no answer" in facts["error"]
+    assert facts["mappings"][0]["internal_port"] == 8080 and facts["mappings"][0]["time_left"] > 3500
+    assert facts["mappings"][0]["last_renewal"]["ok"] is True
+
+
+def test_normalize_names_fields_and_refuses_duplicates():
+    def where(index, name):
+        return f"mappings[{index}].{name}"
+
+    assert manage.normalize([{"internal_port": 80, "protocol": "both"}], where) == [
+        Desired("tcp", 80, 80, 7200), Desired("udp", 80, 80, 7200)]
+    with pytest.raises(ValueError, match=r"mappings\[1\].internal_port: tcp/80 is already declared by entry 0"):
+        manage.normalize([{"internal_port": 80}, {"internal_port": 80, "external_port": 81}], where)
+
+
+def test_default_ledger_folder_created_0755_and_given_folder_must_exist(tmp_path, monkeypatch):
+    default = tmp_path / "var" / "lib" / "portmap-natpmp" / "ledger.json"
+    monkeypatch.setattr(manage, "DEFAULT_PATH", str(default))
+    assert manage.prepare_ledger_path(None, create_folder=False) == str(default)
+    assert not default.parent.exists()
+    assert manage.prepare_ledger_path(None) == str(default)
+    assert oct(default.parent.stat().st_mode & 0o777) == "0o755"
+    with pytest.raises(manage.LedgerError, match="does not exist"):
+        manage.prepare_ledger_path(str(tmp_path / "missing" / "ledger.json"))
