@@ -212,34 +212,38 @@ class Manager:
 
     # -------------------------------------------------------------- present
 
-    def present(self, desired: Sequence[Desired], exclusive: bool = False, strict_port: bool = False) -> Dict[str, Any]:
+    def _apply(self, body: Callable[[Run, LedgerData], None]) -> Dict[str, Any]:
+        """Run ``body`` on the ledger's content: in a transaction, or (check mode) on a copy."""
         if self.check_mode:
             with self.ledger.lock:
-                data = self.ledger.load()
-                return self._present(data, desired, exclusive, strict_port)
+                return self._steps(self.ledger.load(), body)
         with self.ledger.transaction() as data:
-            return self._present(data, desired, exclusive, strict_port)
+            return self._steps(data, body)
 
-    def _present(self, data: LedgerData, desired: Sequence[Desired], exclusive: bool,
-                 strict_port: bool) -> Dict[str, Any]:
+    def _steps(self, data: LedgerData, body: Callable[[Run, LedgerData], None]) -> Dict[str, Any]:
         run = self._start(data)
-        gateway = self.client.gateway
-        public = self.client.public_address()  # read-only; its epoch reveals a reboot
-        run.public_address = public.address
-        wanted = {(d.protocol, d.internal_port) for d in desired}
         try:
-            for want in desired:
-                self._present_one(run, data, want, strict_port)
-            if exclusive:
-                for entry in list(data.for_gateway(gateway)):
-                    if (entry.protocol, entry.internal_port) not in wanted:
-                        self._remove(run, data, entry)
+            body(run, data)
         except (GatewayTimeout, GatewayUnreachable) as exc:
-            run.failures.append(str(exc))
+            run.failures.append(str(exc))  # the gateway is gone: stop, keep what was done
         result = run.finish(data)
         if run.failures:
             raise ApplyError("; ".join(run.failures), result)
         return result
+
+    def present(self, desired: Sequence[Desired], exclusive: bool = False, strict_port: bool = False) -> Dict[str, Any]:
+        def body(run: Run, data: LedgerData) -> None:
+            public = self.client.public_address()  # read-only; its epoch reveals a reboot
+            run.public_address = public.address
+            for want in desired:
+                self._present_one(run, data, want, strict_port)
+            if exclusive:
+                wanted = {(d.protocol, d.internal_port) for d in desired}
+                for entry in list(data.for_gateway(self.client.gateway)):
+                    if (entry.protocol, entry.internal_port) not in wanted:
+                        self._remove(run, data, entry)
+
+        return self._apply(body)
 
     def _present_one(self, run: Run, data: LedgerData, want: Desired, strict_port: bool) -> None:
         gateway = self.client.gateway
@@ -297,26 +301,13 @@ class Manager:
     # -------------------------------------------------------------- absent
 
     def absent(self, desired: Sequence[Desired]) -> Dict[str, Any]:
-        if self.check_mode:
-            with self.ledger.lock:
-                data = self.ledger.load()
-                return self._absent(data, desired)
-        with self.ledger.transaction() as data:
-            return self._absent(data, desired)
-
-    def _absent(self, data: LedgerData, desired: Sequence[Desired]) -> Dict[str, Any]:
-        run = self._start(data)
-        try:
+        def body(run: Run, data: LedgerData) -> None:
             for want in desired:
                 entry = data.find(self.client.gateway, want.protocol, want.internal_port)
                 if entry is not None:
                     self._remove(run, data, entry)
-        except (GatewayTimeout, GatewayUnreachable) as exc:
-            run.failures.append(str(exc))
-        result = run.finish(data)
-        if run.failures:
-            raise ApplyError("; ".join(run.failures), result)
-        return result
+
+        return self._apply(body)
 
     def _remove(self, run: Run, data: LedgerData, entry: Entry) -> None:
         run.changed = True
