@@ -7,7 +7,7 @@ VENV := .venv
 REQUIREMENTS := requirements-test.txt
 STAMP := $(VENV)/.installed-$(shell sha256sum $(REQUIREMENTS) 2>/dev/null | cut -c1-16)
 
-.PHONY: demo test deps venv py38 unit integration sanity lint docs changelog clean
+.PHONY: demo test deps venv py38 unit integration molecule sanity lint docs changelog clean
 
 demo: venv
 	$(VENV)/bin/python demo/demo.py
@@ -34,6 +34,9 @@ unit: venv
 
 integration: venv
 	$(VENV)/bin/python -m pytest tests/integration
+
+molecule: venv
+	scripts/molecule.sh $(SCENARIO)
 
 sanity: venv
 	scripts/sanity.sh

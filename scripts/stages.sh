@@ -10,6 +10,7 @@ STAGES=(
     "py38:make -s py38"
     "unit:make -s unit"
     "integration:make -s integration"
+    "molecule:make -s molecule"
     "changelog:make -s changelog"
     "docs:make -s docs"
     "lint:make -s lint"

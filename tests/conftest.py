@@ -1,10 +1,16 @@
 """Shared test setup: import paths, the network guard, and loopback addresses per test.
 
 The network guard: in the pytest process, every IPv4/IPv6 destination outside loopback
-is refused before the socket call is made, so no test can ever send to the machine's
-real router or anywhere else. Traffic inside the tests' own network namespaces runs in
-subprocesses started with ``ip netns exec``, in namespaces whose links never reach the
-root namespace.
+(127.0.0.0/8, ::1, ::ffff:127.0.0.0/104) is refused *before* the real socket call is
+made, so no test can ever send to the machine's real router or anywhere else.  It is
+installed by the ``pytest_configure`` hook (so it already covers collection) and
+removed by ``pytest_unconfigure``; an autouse session fixture checks that it is still
+in place when the tests run.  Unix (and netlink) sockets are allowed; any other family
+(raw packet sockets, ...) is refused.
+
+Traffic inside the tests' own network namespaces runs in subprocesses started with
+``ip netns exec``, which the guard does not see: those namespaces' links never reach
+the root namespace.
 """
 
 from __future__ import annotations
@@ -18,59 +24,114 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for path in (os.path.join(REPO, "plugins", "module_utils"), REPO):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
+for _path in (REPO, MODULE_UTILS):  # module_utils ends up first
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+GUARD_MESSAGE = "tests may only target loopback or namespaces they created"
 
 
 class NetworkGuardError(AssertionError):
-    pass
+    """A test tried to reach a destination outside loopback."""
 
 
-def check_destination(address) -> None:
-    """Raise unless ``address`` (a socket address tuple) is on loopback."""
+_ALLOWED_FAMILIES = {socket.AF_UNIX} | ({socket.AF_NETLINK} if hasattr(socket, "AF_NETLINK") else set())
+
+
+def check_destination(address, family=None) -> None:
+    """Raise NetworkGuardError unless ``address`` (a socket address) is on loopback.
+
+    ``family`` is the socket's family; without it the address's shape decides (a
+    tuple is an internet address, anything else a Unix socket path or abstract name).
+    """
+    if family in _ALLOWED_FAMILIES:
+        return
+    if family is not None and family not in (socket.AF_INET, socket.AF_INET6):
+        raise NetworkGuardError(f"{GUARD_MESSAGE}: socket family {family!r} to {address!r} is not allowed")
+    if family is None and (not isinstance(address, tuple) or not address):
+        return
     if not isinstance(address, tuple) or not address:
-        return  # Unix sockets: paths or abstract names
+        raise NetworkGuardError(f"{GUARD_MESSAGE}, not {address!r}")
     host = address[0]
     try:
-        ip = ipaddress.ip_address(host.split("%")[0])
+        ip = ipaddress.ip_address(str(host).split("%", maxsplit=1)[0])
     except ValueError:
-        raise NetworkGuardError(f"tests may only target loopback or namespaces they created, not {host!r}") from None
+        # A host name: resolving it could itself leave the machine.
+        raise NetworkGuardError(f"{GUARD_MESSAGE}, not {host!r} (use a literal loopback address)") from None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     if not ip.is_loopback:
-        raise NetworkGuardError(f"tests may only target loopback or namespaces they created, not {host}")
+        raise NetworkGuardError(f"{GUARD_MESSAGE}, not {host}")
 
 
-_real = {name: getattr(socket.socket, name) for name in ("connect", "connect_ex", "sendto", "sendmsg")}
+GUARDED = ("connect", "connect_ex", "sendto", "sendmsg")
+# The unguarded methods; the guarded ones look them up at call time, so a test can
+# replace an entry with a spy and prove that a refused call never reaches the socket.
+_real = {name: getattr(socket.socket, name) for name in GUARDED}
 
 
 def _guarded_connect(self, address):
-    check_destination(address)
+    check_destination(address, self.family)
     return _real["connect"](self, address)
 
 
 def _guarded_connect_ex(self, address):
-    check_destination(address)
+    check_destination(address, self.family)
     return _real["connect_ex"](self, address)
 
 
 def _guarded_sendto(self, data, *args):
-    check_destination(args[-1])
+    # sendto(data, address) or sendto(data, flags, address)
+    if args:
+        check_destination(args[-1], self.family)
     return _real["sendto"](self, data, *args)
 
 
-def _guarded_sendmsg(self, buffers, ancdata=(), flags=0, address=None):
-    if address is not None:
-        check_destination(address)
-        return _real["sendmsg"](self, buffers, ancdata, flags, address)
-    return _real["sendmsg"](self, buffers, ancdata, flags)
+def _guarded_sendmsg(self, buffers, *args):
+    # sendmsg(buffers[, ancdata[, flags[, address]]])
+    if len(args) >= 3 and args[2] is not None:
+        check_destination(args[2], self.family)
+    return _real["sendmsg"](self, buffers, *args)
 
 
-socket.socket.connect = _guarded_connect
-socket.socket.connect_ex = _guarded_connect_ex
-socket.socket.sendto = _guarded_sendto
-socket.socket.sendmsg = _guarded_sendmsg
+_GUARDS = {
+    "connect": _guarded_connect,
+    "connect_ex": _guarded_connect_ex,
+    "sendto": _guarded_sendto,
+    "sendmsg": _guarded_sendmsg,
+}
+
+
+def install_guard() -> None:
+    for name, guard in _GUARDS.items():
+        setattr(socket.socket, name, guard)
+
+
+def remove_guard() -> None:
+    for name, real in _real.items():
+        setattr(socket.socket, name, real)
+
+
+def guard_installed() -> bool:
+    return all(getattr(socket.socket, name) is guard for name, guard in _GUARDS.items())
+
+
+def pytest_configure(config):  # pylint: disable=unused-argument
+    install_guard()
+
+
+def pytest_unconfigure(config):  # pylint: disable=unused-argument
+    remove_guard()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def network_guard():
+    """Every test runs with the guard in place (installed at configure time)."""
+    if not guard_installed():
+        install_guard()
+    yield
+    assert guard_installed(), "a test removed the network guard"
 
 
 # Loopback addresses: a distinct 127.0.0.N per test (and per extra client), never reused

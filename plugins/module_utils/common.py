@@ -31,16 +31,16 @@ def open_ledger_and_client(module: Any, create_folder: bool = True) -> Any:
     params = module.params
     if params["timeout"] <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {params['timeout']}")
-    path = prepare_ledger_path(params["ledger_path"], create_folder)
     lock = HostLock()
-    ledger = Ledger(path, lock)
-    ledger.load()  # a ledger that cannot be read fails here, before any request
-    client = Client(
+    client = Client(  # validates the gateway (or finds it); sends nothing
         params["gateway"],
         timeout=params["timeout"],
         source_address=params["source_address"],
         lock=lock,
     )
+    path = prepare_ledger_path(params["ledger_path"], create_folder)
+    ledger = Ledger(path, lock)
+    ledger.load()  # a ledger that cannot be read fails here, before any request
     return ledger, client
 
 

@@ -42,8 +42,8 @@ def netns_available() -> tuple:
 
 class Topology:
     def __init__(self, hosts: int = 1, wan_prefix: str = "11.22.33", lan_prefix: str = "192.168.77",
-                 first_host: int = 10) -> None:
-        self.tag = secrets.token_hex(3)
+                 first_host: int = 10, tag: Optional[str] = None) -> None:
+        self.tag = tag or secrets.token_hex(3)
         self.wan = f"pmw{self.tag}"
         self.gw = f"pmg{self.tag}"
         self.hosts = [f"pmh{self.tag}{i}" for i in range(hosts)]
@@ -163,6 +163,14 @@ class Topology:
             self.kill_leftovers(ns)
             _ip("netns", "del", ns, check=False)
         self.created = []
+
+    def destroy_by_name(self, namespaces: Sequence[str]) -> None:
+        """Delete these namespaces of ours (a later process, from a recorded state)."""
+        present = set(existing_namespaces())
+        for ns in reversed(list(namespaces)):
+            if ns in present:
+                self.kill_leftovers(ns)
+                _ip("netns", "del", ns, check=False)
 
     def kill_leftovers(self, ns: str) -> None:
         """End processes still running in our namespace (started by us through a helper)."""

@@ -10,9 +10,17 @@ import pytest
 
 from tests.harness import miniupnpd as miniupnpd_mod
 from tests.harness.netns import Topology, existing_namespaces, netns_available
+from tests.simgw.gateway import SimulatedGateway
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
+
+
+@pytest.fixture
+def gw(loopback_address, tmp_path):
+    """The simulated gateway on a loopback address of this test's own, with a control socket."""
+    with SimulatedGateway(address=loopback_address, control_path=str(tmp_path / "gw.sock")) as gateway:
+        yield gateway
 
 
 @pytest.fixture

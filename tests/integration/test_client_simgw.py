@@ -24,12 +24,6 @@ from tests.simgw.gateway import SimulatedGateway, control
 
 
 @pytest.fixture
-def gw(loopback_address, tmp_path):
-    with SimulatedGateway(address=loopback_address, control_path=str(tmp_path / "gw.sock")) as gateway:
-        yield gateway
-
-
-@pytest.fixture
 def client(gw, tmp_path):
     return Client(gw.address, lock_path=str(tmp_path / "lock"))
 
@@ -38,15 +32,8 @@ def make_client(gw, tmp_path, **kwargs):
     return Client(gw.address, lock_path=str(tmp_path / "lock"), **kwargs)
 
 
-def ctl(gw, command):
-    """A control command through the gateway's control socket (its loop runs in another thread)."""
-    answer = control(gw.control_path, command)
-    assert answer["ok"], answer
-    return answer
-
-
 def table(gw):
-    return [(m["client"], m["protocol"], m["internal_port"], m["external_port"]) for m in ctl(gw, {"cmd": "table"})["mappings"]]
+    return [(m["client"], m["protocol"], m["internal_port"], m["external_port"]) for m in gw.ctl({"cmd": "table"})["mappings"]]
 
 
 def test_public_address(client, gw):
@@ -81,19 +68,19 @@ def test_conflicting_suggestion_gets_another_port(gw, tmp_path, loopback_address
 
 
 def test_lifetime_cap_granted_not_asked(client, gw):
-    ctl(gw, {"cmd": "set", "lifetime_cap": 300})
+    gw.ctl({"cmd": "set", "lifetime_cap": 300})
     assert client.map("tcp", 8080, 8080, 7200).lifetime == 300
 
 
 def test_table_full_is_out_of_resources(client, gw):
-    ctl(gw, {"cmd": "set", "max_mappings": 1})
+    gw.ctl({"cmd": "set", "max_mappings": 1})
     client.map("tcp", 1, 1, 60)
     with pytest.raises(OutOfResources, match="OUT_OF_RESOURCES"):
         client.map("tcp", 2, 2, 60)
 
 
 def test_rules_refuse_with_not_authorized(client, gw):
-    ctl(gw, {"cmd": "rules", "rules": [{"action": "deny", "client": "0.0.0.0/0", "ports": "1-1023"}]})
+    gw.ctl({"cmd": "rules", "rules": [{"action": "deny", "client": "0.0.0.0/0", "ports": "1-1023"}]})
     with pytest.raises(NotAuthorized) as caught:
         client.map("tcp", 22, 22, 60)
     assert "NOT_AUTHORIZED" in str(caught.value) and f"{gw.address}:5351" in str(caught.value)
@@ -106,7 +93,7 @@ def test_rules_refuse_with_not_authorized(client, gw):
      (5, UnsupportedOpcode), (9, UnknownResultCode)],
 )
 def test_forced_result_codes(client, gw, code, cls):
-    ctl(gw, {"cmd": "fault", "kind": "result", "code": code, "count": 1})
+    gw.ctl({"cmd": "fault", "kind": "result", "code": code, "count": 1})
     with pytest.raises(cls) as caught:
         client.map("udp", 5353, 5353, 60)
     assert wire.result_name(code) in str(caught.value)
@@ -126,7 +113,7 @@ def test_unsupported_version_reply_recognised(gw):
 @pytest.mark.parametrize("deadline", [1.0, None])
 def test_silent_gateway_times_out_at_the_deadline(gw, tmp_path, deadline):
     """None: the default deadline (3 s), not the RFC's 128 s."""
-    ctl(gw, {"cmd": "fault", "kind": "drop"})
+    gw.ctl({"cmd": "fault", "kind": "drop"})
     client = make_client(gw, tmp_path, **({"timeout": deadline} if deadline else {}))
     expected = deadline or 3.0
     start = time.monotonic()
@@ -147,14 +134,14 @@ def test_nothing_listening_is_unreachable_fast(tmp_path, loopback_address):
 
 
 def test_thirty_percent_dropped_still_succeeds(client, gw):
-    ctl(gw, {"cmd": "fault", "kind": "drop", "probability": 0.3, "seed": 7})
+    gw.ctl({"cmd": "fault", "kind": "drop", "probability": 0.3, "seed": 7})
     for port in range(10000, 10020):
         assert client.map("tcp", port, port, 60).external_port == port
-    assert ctl(gw, {"cmd": "status"})["requests"] > 20  # some were retransmitted
+    assert gw.ctl({"cmd": "status"})["requests"] > 20  # some were retransmitted
 
 
 def test_reply_delayed_past_one_retransmission(client, gw):
-    ctl(gw, {"cmd": "fault", "kind": "delay", "seconds": 0.4, "count": 1})
+    gw.ctl({"cmd": "fault", "kind": "delay", "seconds": 0.4, "count": 1})
     start = time.monotonic()
     assert client.map("tcp", 8080, 8080, 60).external_port == 8080
     assert client.transport.sends == 2
@@ -162,41 +149,41 @@ def test_reply_delayed_past_one_retransmission(client, gw):
 
 
 def test_wrong_source_is_ignored_and_the_right_reply_wins(client, gw, loopback_address_pool):
-    ctl(gw, {"cmd": "fault", "kind": "wrong_source", "port": 5350, "count": 1})
+    gw.ctl({"cmd": "fault", "kind": "wrong_source", "port": 5350, "count": 1})
     assert client.public_address().address == "11.22.33.2"
-    ctl(gw, {"cmd": "fault", "kind": "wrong_source", "address": loopback_address_pool(), "count": 1})
+    gw.ctl({"cmd": "fault", "kind": "wrong_source", "address": loopback_address_pool(), "count": 1})
     assert client.public_address().address == "11.22.33.2"
     assert client.transport.sends == 1
 
 
 @pytest.mark.parametrize("how", ["version", "opcode", "port", "garbage", "long"])
 def test_malformed_reply_ignored_then_timeout(gw, tmp_path, how):
-    ctl(gw, {"cmd": "fault", "kind": "malformed", "how": how})
+    gw.ctl({"cmd": "fault", "kind": "malformed", "how": how})
     client = make_client(gw, tmp_path, timeout=0.5)
     with pytest.raises(GatewayTimeout):
         client.map("tcp", 8080, 8080, 60)
 
 
 def test_malformed_then_correct_reply_succeeds(client, gw):
-    ctl(gw, {"cmd": "fault", "kind": "malformed", "how": "port", "then_correct": True, "count": 1})
+    gw.ctl({"cmd": "fault", "kind": "malformed", "how": "port", "then_correct": True, "count": 1})
     assert client.map("tcp", 8080, 8080, 60).internal_port == 8080
     assert client.transport.sends == 1
 
 
 def test_truncated_reply_ignored(gw, tmp_path):
-    ctl(gw, {"cmd": "fault", "kind": "truncate", "length": 12})
+    gw.ctl({"cmd": "fault", "kind": "truncate", "length": 12})
     client = make_client(gw, tmp_path, timeout=0.5)
     with pytest.raises(GatewayTimeout):
         client.map("tcp", 8080, 8080, 60)
-    ctl(gw, {"cmd": "clear_faults"})
-    ctl(gw, {"cmd": "fault", "kind": "truncate", "length": 12, "then_correct": True, "count": 1})
+    gw.ctl({"cmd": "clear_faults"})
+    gw.ctl({"cmd": "fault", "kind": "truncate", "length": 12, "then_correct": True, "count": 1})
     assert make_client(gw, tmp_path).map("tcp", 8080, 8080, 60).external_port == 8080
 
 
 def test_late_reply_not_taken_for_the_current_request(client, gw):
     # The reply to the map of 8080 is held back; the client retransmits and gets it.
     # The stale copy then arrives before the reply to the next request (8081) and must be ignored.
-    ctl(gw, {"cmd": "fault", "kind": "late", "count": 1})
+    gw.ctl({"cmd": "fault", "kind": "late", "count": 1})
     assert client.map("tcp", 8080, 8080, 60).internal_port == 8080
     second = client.map("tcp", 8081, 8081, 60)
     assert second.internal_port == 8081 and second.external_port == 8081
@@ -207,7 +194,7 @@ def test_gateway_reboot_detected(gw, tmp_path):
     client = make_client(gw, tmp_path, wallclock=lambda: wall[0])
     client.map("tcp", 8080, 8080, 3600)
     wall[0] += 600  # ten minutes pass for us...
-    ctl(gw, {"cmd": "reboot"})  # ...and the gateway restarts: its epoch is back near 0
+    gw.ctl({"cmd": "reboot"})  # ...and the gateway restarts: its epoch is back near 0
     renewed = client.map("tcp", 8080, 8080, 3600)
     assert renewed.rebooted and client.rebooted
 
@@ -241,7 +228,7 @@ def test_announcement_on_reboot_to_loopback(tmp_path):
                               control_path=str(tmp_path / "gw.sock")) as gateway:
             first = listener.recv(100)
             assert wire.decode_reply(first).public_address == "11.22.33.2"
-            ctl(gateway, {"cmd": "reboot"})
+            gateway.ctl({"cmd": "reboot"})
             seen = {listener.recv(100) for _announcement in range(3)}
             assert all(wire.decode_reply(d).public_address == "11.22.33.2" for d in seen)
     finally:

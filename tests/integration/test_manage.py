@@ -16,19 +16,6 @@ from portmap.ledger import Ledger
 from portmap.lock import HostLock
 from portmap import manage
 from portmap.manage import ApplyError, Desired, Manager
-from tests.simgw.gateway import SimulatedGateway, control
-
-
-@pytest.fixture
-def gw(loopback_address, tmp_path):
-    with SimulatedGateway(address=loopback_address, control_path=str(tmp_path / "gw.sock")) as gateway:
-        yield gateway
-
-
-def ctl(gw, command):
-    answer = control(gw.control_path, command)
-    assert answer["ok"], answer
-    return answer
 
 
 def manager(gw, tmp_path, check_mode=False, **client_args):
@@ -42,7 +29,7 @@ WANT = [Desired("tcp", 8080, 8080, 3600)]
 
 
 def requests(gw):
-    return [(e.get("op"), e.get("internal_port"), e.get("lifetime")) for e in ctl(gw, {"cmd": "log"})["log"]]
+    return [(e.get("op"), e.get("internal_port"), e.get("lifetime")) for e in gw.ctl({"cmd": "log"})["log"]]
 
 
 def test_first_run_changed_second_not(gw, tmp_path):
@@ -61,7 +48,7 @@ def test_expired_mapping_is_changed(gw, tmp_path):
 
 def test_another_port_granted_is_changed(gw, tmp_path, loopback_address_pool):
     manager(gw, tmp_path).present(WANT)
-    ctl(gw, {"cmd": "reboot"})  # the gateway forgets our mapping...
+    gw.ctl({"cmd": "reboot"})  # the gateway forgets our mapping...
     other = Client(gw.address, lock_path=str(tmp_path / "lock2"), source_address=loopback_address_pool())
     other.map("tcp", 9999, 8080, 600)  # ...and another client takes 8080
     result = manager(gw, tmp_path).present(WANT)
@@ -75,13 +62,13 @@ def test_declared_lifetime_change_is_changed(gw, tmp_path):
 
 
 def test_check_mode_sends_only_the_public_address_request(gw, tmp_path):
-    ctl(gw, {"cmd": "clear_log"})
+    gw.ctl({"cmd": "clear_log"})
     result = manager(gw, tmp_path, check_mode=True).present(WANT + [Desired("udp", 53, 53, 60)])
     assert result["changed"]
     assert requests(gw) == [(0, None, None)]
     assert not (tmp_path / "ledger.json").exists()
     manager(gw, tmp_path).present(WANT)
-    ctl(gw, {"cmd": "clear_log"})
+    gw.ctl({"cmd": "clear_log"})
     result = manager(gw, tmp_path, check_mode=True).absent(WANT)
     assert result["changed"] and result["removed"][0]["internal_port"] == 8080
     assert requests(gw) == []
@@ -90,7 +77,7 @@ def test_check_mode_sends_only_the_public_address_request(gw, tmp_path):
 
 def test_failure_is_recorded_per_mapping_and_the_rest_is_kept(gw, tmp_path):
     manager(gw, tmp_path).present(WANT + [Desired("tcp", 8081, 8081, 3600)])
-    ctl(gw, {"cmd": "rules", "rules": [{"action": "deny", "ports": "8081-8081"}]})
+    gw.ctl({"cmd": "rules", "rules": [{"action": "deny", "ports": "8081-8081"}]})
     with pytest.raises(ApplyError) as caught:
         manager(gw, tmp_path).present(WANT + [Desired("tcp", 8081, 8081, 3600)])
     assert "NOT_AUTHORIZED" in str(caught.value)
@@ -102,7 +89,7 @@ def test_failure_is_recorded_per_mapping_and_the_rest_is_kept(gw, tmp_path):
 
 def test_timeout_keeps_the_ledger_entry_and_records_it(gw, tmp_path):
     manager(gw, tmp_path).present(WANT)
-    ctl(gw, {"cmd": "fault", "kind": "drop", "ops": ["map"]})
+    gw.ctl({"cmd": "fault", "kind": "drop", "ops": ["map"]})
     with pytest.raises(ApplyError, match="no answer"):
         manager(gw, tmp_path, timeout=0.5).absent(WANT)
     entry = json.loads((tmp_path / "ledger.json").read_text())["mappings"][0]
@@ -111,7 +98,7 @@ def test_timeout_keeps_the_ledger_entry_and_records_it(gw, tmp_path):
 
 def test_info_reports_a_silent_gateway_without_failing(gw, tmp_path):
     manager(gw, tmp_path).present(WANT)
-    ctl(gw, {"cmd": "fault", "kind": "drop"})
+    gw.ctl({"cmd": "fault", "kind": "drop"})
     facts = manager(gw, tmp_path, timeout=0.5).info()
     assert not facts["answers"] and "no answer" in facts["error"]
     assert facts["mappings"][0]["internal_port"] == 8080 and facts["mappings"][0]["time_left"] > 3500

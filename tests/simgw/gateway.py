@@ -200,6 +200,15 @@ class SimulatedGateway:
             self._thread.join(5)
             self._thread = None
 
+    def ctl(self, command: Dict[str, Any]) -> Dict[str, Any]:
+        """A control command through the control socket (the loop may run in another thread); fails unless ok."""
+        if not self.control_path:
+            raise RuntimeError("this gateway has no control socket")
+        answer = control(self.control_path, command)
+        if not answer.get("ok"):
+            raise AssertionError(f"control command {command!r} failed: {answer}")
+        return answer
+
     def __enter__(self) -> "SimulatedGateway":
         return self.start()
 
@@ -511,6 +520,8 @@ class SimulatedGateway:
             self.reboot()
             return {"epoch": self.epoch}
         if name == "set":
+            if "epoch" in command:  # as if the gateway had been up this long (tests age ledgers)
+                self.started = time.monotonic() - int(command["epoch"])
             for key in ("public_address", "lifetime_cap", "max_mappings", "unsupported_version"):
                 if key in command:
                     value = command[key]
@@ -522,6 +533,15 @@ class SimulatedGateway:
                         value = int(value)
                     setattr(self, key, value)
             return {}
+        if name == "map":  # a mapping held by another client, e.g. to take a port away
+            client = str(ipaddress.IPv4Address(command["client"]))
+            protocol = command.get("protocol", "tcp")
+            if protocol not in wire.PROTOCOL_OPS:
+                raise ValueError("protocol must be tcp or udp")
+            key = (client, protocol, int(command["internal_port"]))
+            lifetime = int(command.get("lifetime", 3600))
+            self.table[key] = Mapping(client, protocol, key[2], int(command["external_port"]), lifetime, now + lifetime)
+            return {"mappings": len(self.table)}
         if name == "rules":
             self.rules = [Rule.parse(r) for r in command.get("rules", [])]
             return {"rules": [r.view() for r in self.rules]}
@@ -547,7 +567,7 @@ class SimulatedGateway:
             self.faults = []
             self._held = []
             return {}
-        raise ValueError(f"unknown command {name!r}; commands: table, status, reboot, set, rules, log, "
+        raise ValueError(f"unknown command {name!r}; commands: table, status, reboot, set, map, rules, log, "
                          "clear_log, fault, clear_faults")
 
 

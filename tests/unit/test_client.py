@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fakes import GATEWAY, FakeChannel, FakeClock
@@ -9,6 +11,7 @@ from portmap import wire_natpmp as wire
 from portmap.client import Client
 from portmap.epoch import EpochObservation
 from portmap.errors import (
+    GatewayTimeout,
     LockTimeout,
     NetworkFailure,
     NotAuthorized,
@@ -56,6 +59,61 @@ def make_client(tmp_path, gateway, wallclock=None, epoch=None, on_send=None):
     client = Client(GATEWAY[0], port=GATEWAY[1], lock_path=str(tmp_path / "lock"), clock=clock,
                     channel_factory=factory, wallclock=wallclock or (lambda: 5000.0), epoch=epoch)
     return client, channels
+
+
+# Recorded exchanges with miniupnpd 2.3.1 (wire-vectors.md): request bytes -> reply bytes.
+RECORDED = {
+    "0000": "00800000000000050b162102",
+    "000200001f901f9000000e10": "00820000000000051f901f9000000e10",
+    "0001000014e914e900000078": "008100000000000514e914e900000078",
+    "000200001f90000000000000": "00820000000000051f90000000000000",
+    "0001000014e9000000000000": "008100000000000514e9000000000000",
+}
+
+
+def recorded_gateway(data, _n):
+    """Plays the real gateway: the recorded reply to a recorded request, silence otherwise."""
+    reply = RECORDED.get(data.hex())
+    return [(0.002, bytes.fromhex(reply), GATEWAY)] if reply else []
+
+
+def test_recorded_exchanges(tmp_path):
+    client, channels = make_client(tmp_path, recorded_gateway)
+    public = client.public_address()
+    assert (public.address, public.epoch, public.rebooted) == ("11.22.33.2", 5, False)
+    tcp = client.map("tcp", 8080, 8080, 3600)
+    assert (tcp.protocol, tcp.internal_port, tcp.external_port, tcp.lifetime, tcp.epoch) == ("tcp", 8080, 8080, 3600, 5)
+    udp = client.map("udp", 5353, 5353, 120)
+    assert (udp.protocol, udp.internal_port, udp.external_port, udp.lifetime) == ("udp", 5353, 5353, 120)
+    gone = client.delete("tcp", 8080)
+    assert (gone.internal_port, gone.external_port, gone.lifetime) == (8080, 0, 0)
+    gone = client.delete("udp", 5353)
+    assert (gone.internal_port, gone.external_port, gone.lifetime) == (5353, 0, 0)
+    assert [len(c.sent) for c in channels] == [1, 1, 1, 1, 1]  # each answered at once
+    assert not client.rebooted
+
+
+def test_reserved_wan_address_vector_is_network_failure(tmp_path):
+    def gateway(_data, _n):
+        return [(0.002, bytes.fromhex("008000030000000100000000"), GATEWAY)]
+
+    client, _channels = make_client(tmp_path, gateway)
+    with pytest.raises(NetworkFailure) as caught:
+        client.public_address()
+    assert "NETWORK_FAILURE" in str(caught.value) and "192.0.2.1:5351" in str(caught.value)
+    assert client.public_address_seen is None
+
+
+@pytest.mark.parametrize("op", [0, 128, 130])
+def test_unsupported_version_reply_is_raised(tmp_path, op):
+    def gateway(_data, _n):
+        return [(0.002, wire.encode_short_reply(op, 1, 5), GATEWAY)]
+
+    client, channels = make_client(tmp_path, gateway)
+    with pytest.raises(UnsupportedVersion, match="UNSUPPORTED_VERSION"):
+        client.map("tcp", 8080, 8080, 3600)
+    assert len(channels[0].sent) == 1
+    assert not client.lock.held
 
 
 def test_public_address(tmp_path):
@@ -117,19 +175,29 @@ def test_result_codes_name_gateway_protocol_ports_and_result(tmp_path, code, cls
     [
         (lambda c: c.map("tcp", 0), "internal_port"),
         (lambda c: c.map("tcp", 65536), "internal_port"),
+        (lambda c: c.map("tcp", -1), "internal_port"),
+        (lambda c: c.map("tcp", True), "internal_port"),
         (lambda c: c.map("tcp", 80, 65536), "external_port"),
         (lambda c: c.map("tcp", 80, 80, 0), "lifetime"),
         (lambda c: c.map("tcp", 80, 80, 2 ** 32), "lifetime"),
+        (lambda c: c.map("tcp", 80, 80, 1.5), "lifetime"),
+        (lambda c: c.map("tcp", 80, -1), "external_port"),
         (lambda c: c.map("sctp", 80), "protocol"),
         (lambda c: c.delete("tcp", 0), "internal_port"),
+        (lambda c: c.delete("tcp", 65536), "internal_port"),
+        (lambda c: c.delete("sctp", 80), "protocol"),
         (lambda c: c.delete_all("icmp"), "protocol"),
     ],
 )
 def test_bad_input_raises_before_any_packet(tmp_path, call, field):
-    client, channels = make_client(tmp_path, ScriptedGateway())
+    def no_send(data):
+        pytest.fail(f"a packet was sent despite bad input: {data.hex()}")
+
+    client, channels = make_client(tmp_path, ScriptedGateway(), on_send=no_send)
     with pytest.raises(ValueError, match=field):
         call(client)
-    assert channels == []
+    assert channels == []  # not even a socket was made
+    assert not client.lock.held
 
 
 def test_the_host_lock_is_held_during_each_exchange(tmp_path):
@@ -148,6 +216,16 @@ def test_the_host_lock_is_held_during_each_exchange(tmp_path):
     assert seen == [True, True]
     assert not client.lock.held
     HostLock(client.lock.path, timeout=0.0).acquire()
+
+
+def test_the_lock_is_released_after_a_timeout(tmp_path):
+    client, channels = make_client(tmp_path, lambda _data, _n: [])
+    with pytest.raises(GatewayTimeout, match="4 sends"):
+        client.public_address()
+    assert not client.lock.held
+    other = HostLock(client.lock.path, timeout=0.0)
+    other.acquire()
+    other.release()
 
 
 def test_epoch_consistent_no_reboot(tmp_path):
@@ -179,8 +257,39 @@ def test_epoch_growing_too_slowly_is_a_reboot(tmp_path):
     assert client.public_address().rebooted
 
 
-def test_epoch_seed_from_another_process(tmp_path):
-    stored = EpochObservation(500, 4000.0).to_dict()  # e.g. read from the ledger
-    client, _channels = make_client(tmp_path, ScriptedGateway(epoch=1500), wallclock=lambda: 5000.0,
-                                    epoch=EpochObservation.from_dict(stored))
+@pytest.mark.parametrize(
+    "epoch_now, rebooted",
+    [
+        (1500, False),  # 1000 s for both
+        (1373, False),  # 873 >= 7/8 * 1000 - 2 = 873
+        (1372, True),   # 872 < 873
+        (499, True),    # went back
+        (20, True),
+    ],
+)
+def test_epoch_seed_from_a_serialized_observation(tmp_path, epoch_now, rebooted):
+    stored = EpochObservation(500, 4000.0).to_dict()  # e.g. read from the ledger (JSON)
+    seed = EpochObservation.from_dict(json.loads(json.dumps(stored)))
+    client, _channels = make_client(tmp_path, ScriptedGateway(epoch=epoch_now), wallclock=lambda: 5000.0,
+                                    epoch=seed)
+    public = client.public_address()
+    assert public.rebooted is rebooted
+    assert client.rebooted is rebooted
+    assert client.epoch == EpochObservation(epoch_now, 5000.0)
+
+
+def test_rebooted_stays_set_and_each_result_reports_its_own_exchange(tmp_path):
+    gateway = ScriptedGateway(epoch=1000)
+    times = iter([5000.0, 5010.0, 5020.0])
+    client, _channels = make_client(tmp_path, gateway, wallclock=lambda: next(times))
+    assert not client.public_address().rebooted
+    gateway.epoch = 2  # rebooted
+    assert client.map("tcp", 80).rebooted
+    gateway.epoch = 12  # consistent with the new epoch
+    assert not client.map("tcp", 81).rebooted
+    assert client.rebooted  # the client remembers
+
+
+def test_without_a_seed_the_first_reply_is_no_reboot(tmp_path):
+    client, _channels = make_client(tmp_path, ScriptedGateway(epoch=0))
     assert not client.public_address().rebooted

@@ -21,6 +21,15 @@ from portmap.epoch import EpochObservation, gateway_lost_state
         ((100, 1000.0), (100, 1004.0), True),  # 0 < 7/8*4 - 2 = 1.5
         ((100, 1000.0), (5000, 1100.0), False),  # gateway clock fast: fine
         ((100, 1000.0), (100, 990.0), False),  # our clock went back: no evidence
+        ((100, 1000.0), (99, 990.0), True),  # ...but the epoch going back still is
+        ((100, 1000.0), (112, 1016.0), False),  # exactly 7/8*16 - 2 = 12: not less
+        ((100, 1000.0), (111, 1016.0), True),  # 11 < 12
+        ((100, 1000.0), (100, 1002.25), False),  # 7/8*2.25 - 2 < 0: no interval this short is evidence
+        ((100, 1000.0), (100, 1002.4), True),  # 0 < 7/8*2.4 - 2 = 0.1
+        ((0, 0.0), (873, 1000.0), False),  # gateway clock 1/8 slow: tolerated
+        ((0, 0.0), (872, 1000.0), True),
+        ((2 ** 32 - 2, 1000.0), (2 ** 32 - 1, 1001.0), False),  # largest epochs
+        ((2 ** 32 - 1, 1000.0), (0, 1001.0), True),
     ],
 )
 def test_gateway_lost_state(previous, current, lost):

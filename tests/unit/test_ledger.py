@@ -13,6 +13,8 @@ from portmap.epoch import EpochObservation
 from portmap.ledger import Entry, Ledger, LedgerData, LedgerError, Renewal
 from portmap.lock import HostLock
 
+from conftest import drop_to_nobody
+
 
 def make_entry(port=8080, protocol="tcp", gateway="127.0.0.1", **over):
     fields = dict(
@@ -169,13 +171,10 @@ def test_last_epoch_is_the_newest_observation_for_that_gateway():
     assert data.last_epoch("127.0.0.3") is None
 
 
-def test_unwritable_folder_is_an_error_and_the_old_file_stays(request_cleanup):
+def test_unwritable_folder_is_an_error_and_the_old_file_stays(request_cleanup, unprivileged_python):
     """Another user (the renewal job's) cannot write into root's folder: a clear error."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run the writer as another user")
     import shutil
     import subprocess
-    import sys
     import tempfile
     from pathlib import Path
 
@@ -194,8 +193,8 @@ def test_unwritable_folder_is_an_error_and_the_old_file_stays(request_cleanup):
         "try:\n    led.save(LedgerData())\nexcept LedgerError as exc:\n    print(exc)\n"
     ) % (os.path.abspath(os.path.dirname(ledger_mod.__file__) + "/.."), led.path, str(tmp_path / "lock2"))
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
-        preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)),
+        [unprivileged_python, "-c", script], capture_output=True, text=True, check=True, cwd="/",
+        preexec_fn=drop_to_nobody,
     ).stdout
     assert "cannot write ledger" in out and led.path in out
     assert [e.internal_port for e in led.load().entries] == [8080]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import time
 
@@ -39,6 +40,37 @@ def test_silent_gateway_rfc_schedule_then_timeout_at_the_deadline():
     assert "4 sends" in str(caught.value) and "3 s" in str(caught.value)
     assert "192.0.2.1:5351" in str(caught.value)
     assert channels[0].closed
+
+
+@pytest.mark.parametrize(
+    "deadline, offsets",
+    [
+        (0.1, [0.0]),
+        (0.25, [0.0]),
+        (0.26, [0.0, 0.25]),
+        (0.6, [0.0, 0.25]),
+        (1.0, [0.0, 0.25, 0.75]),
+        (3.0, [0.0, 0.25, 0.75, 1.75]),
+        (3.75, [0.0, 0.25, 0.75, 1.75]),
+        (10.0, [0.0, 0.25, 0.75, 1.75, 3.75, 7.75]),
+    ],
+)
+def test_sends_follow_the_schedule_until_the_deadline(deadline, offsets):
+    transport, clock, channels = make(silent, timeout=deadline)
+    start = clock.now
+    with pytest.raises(GatewayTimeout, match=f"{len(offsets)} sends"):
+        transport.exchange(b"\x00\x00", accept_all, "public address request")
+    assert [round(t - start, 6) for t, _data in channels[0].sent] == offsets
+    assert retransmission_schedule(deadline) == offsets
+    assert transport.sends == len(offsets)
+    assert clock.now - start == pytest.approx(deadline)  # gives up at the deadline, not before or after
+
+
+def test_every_send_repeats_the_same_bytes():
+    transport, _clock, channels = make(silent)
+    with pytest.raises(GatewayTimeout):
+        transport.exchange(b"\x00\x02\x00\x00", accept_all, "x")
+    assert {data for _t, data in channels[0].sent} == {b"\x00\x02\x00\x00"}
 
 
 def test_schedule_function_matches_rfc_6886():
@@ -101,6 +133,43 @@ def test_icmp_port_unreachable_fails_at_once():
         transport.exchange(b"q", accept_all, "public address request")
     assert len(channels[0].sent) == 1
     assert clock.now - start < 0.01
+
+
+def test_refused_on_a_later_send_also_ends_at_once():
+    class RefusingChannel(FakeChannel):
+        def send(self, data):
+            super().send(data)
+            if len(self.sent) == 2:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+
+    clock = FakeClock()
+    channels = []
+    transport = Transport(GATEWAY[0], GATEWAY[1], clock=clock,
+                          channel_factory=lambda: channels.append(RefusingChannel(clock, silent)) or channels[-1])
+    with pytest.raises(GatewayUnreachable, match="192.0.2.1:5351"):
+        transport.exchange(b"q", accept_all, "x")
+    assert len(channels[0].sent) == 2 and channels[0].closed
+    assert clock.now - 1000.0 == pytest.approx(0.25)
+
+
+def test_host_unreachable_is_gateway_unreachable():
+    def script(_data, _n):
+        return [(0.01, OSError(errno.EHOSTUNREACH, "No route to host"), GATEWAY)]
+
+    transport, _clock, channels = make(script)
+    with pytest.raises(GatewayUnreachable, match="unreachable"):
+        transport.exchange(b"q", accept_all, "x")
+    assert len(channels[0].sent) == 1
+
+
+def test_a_wrong_source_alone_never_ends_the_exchange():
+    def script(_data, _n):
+        return [(0.01, b"forged", ("192.0.2.99", 5351))]
+
+    transport, clock, channels = make(script, timeout=1.0)
+    with pytest.raises(GatewayTimeout, match="3 sends"):
+        transport.exchange(b"q", accept_all, "x")
+    assert len(channels[0].sent) == 3
 
 
 def test_per_call_timeout_overrides_the_default():

@@ -49,9 +49,27 @@ class HostLock:
         self._mutex = threading.RLock()
 
     def _open(self) -> int:
+        # Read-only is enough for flock(), so a job user can lock a file root made.
+        # An existing file is opened without O_CREAT: with fs.protected_regular (the
+        # systemd default) an O_CREAT open of another user's file in a sticky folder
+        # such as /run/lock fails even for root.  A new file gets mode 0644 whatever
+        # the umask, so every user can open it.
         try:
-            # Read-only is enough for flock(), so a job user can lock a file root made.
-            return os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+            for _attempt in range(3):
+                try:
+                    return os.open(self.path, os.O_RDONLY)
+                except FileNotFoundError:
+                    pass
+                try:
+                    fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    continue  # another process made it meanwhile: open that one
+                try:
+                    os.fchmod(fd, 0o644)
+                except OSError:
+                    pass
+                return fd
+            return os.open(self.path, os.O_RDONLY)
         except OSError as exc:
             raise PortmapError(f"cannot open lock file {self.path}: {exc.strerror}") from exc
 

@@ -1,0 +1,174 @@
+# Copyright (c) portmap.natpmp contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""portmap-natpmp: the command line on a managed host, and the renewal job's entry point.
+
+    portmap-natpmp public
+    portmap-natpmp map tcp 8080 [--external-port 8080] [--lifetime 7200]
+    portmap-natpmp delete tcp 8080
+    portmap-natpmp status [--json]
+    portmap-natpmp renew [--now] [--on-change CMD [ARG ...]]
+
+Exit codes: 0 success, 1 a request or renewal failed, 2 bad usage, 3 the on-change
+hook failed.  Mappings made with ``map`` are recorded in the ledger, which ``renew``
+keeps alive and ``status`` shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Callable, List, Optional, Sequence
+
+from .client import DEFAULT_LIFETIME, PROTOCOLS, Client
+from .errors import PortmapError
+from .ledger import DEFAULT_PATH, Ledger
+from .lock import HostLock, default_lock_path
+from .manage import ApplyError, Manager, describe, normalize
+from .renew import Renewer
+from .transport import DEFAULT_PORT, DEFAULT_TIMEOUT
+
+PROG = "portmap-natpmp"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HOOK = 0, 1, 2, 3
+
+
+def say(text: str, stream: Any = None) -> None:
+    """A line to standard output (or ``stream``)."""
+    (stream or sys.stdout).write(f"{text}\n")
+
+
+class Logger:
+    """One line per action: to syslog (default), stderr, or a file."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        if target == "syslog":
+            import syslog  # Unix only; imported here so the rest runs anywhere
+
+            syslog.openlog(PROG, syslog.LOG_PID, syslog.LOG_DAEMON)
+            self._syslog = syslog
+
+    def __call__(self, line: str) -> None:
+        if self.target == "syslog":
+            self._syslog.syslog(self._syslog.LOG_INFO, line)
+        elif self.target == "stderr":
+            say(f"{PROG}: {line}", sys.stderr)
+        else:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            with open(self.target, "a", encoding="utf-8") as handle:
+                handle.write(f"{stamp} {PROG}: {line}\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog=PROG,
+        description="Open, renew and inspect port mappings on the NAT gateway with NAT-PMP (RFC 6886).",
+        epilog="Exit codes: 0 success, 1 a request or renewal failed, 2 bad usage, 3 the on-change hook failed.")
+    main.add_argument("--gateway", help="the gateway's IPv4 address (default: the default route's router)")
+    main.add_argument("--port", type=int, default=DEFAULT_PORT, help=argparse.SUPPRESS)
+    main.add_argument("--source-address", help="local address to send from (VPN, policy routing)")
+    main.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                      help=f"deadline of each request, seconds (default {DEFAULT_TIMEOUT:g})")
+    main.add_argument("--ledger", default=DEFAULT_PATH, help=f"the ledger file (default {DEFAULT_PATH})")
+    main.add_argument("--lock", default=None, help=f"the per-host lock file (default {default_lock_path()})")
+    sub = main.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser("public", help="print the gateway's public address and epoch")
+
+    mapping = sub.add_parser("map", help="create or renew a mapping and record it in the ledger")
+    mapping.add_argument("protocol", choices=PROTOCOLS + ("both",))
+    mapping.add_argument("internal_port", type=int)
+    mapping.add_argument("--external-port", type=int, help="suggested public port (0: any; default: internal port)")
+    mapping.add_argument("--lifetime", type=int, default=DEFAULT_LIFETIME,
+                         help=f"requested lifetime, seconds (default {DEFAULT_LIFETIME})")
+
+    delete = sub.add_parser("delete", help="delete a mapping on the gateway and from the ledger")
+    delete.add_argument("protocol", choices=PROTOCOLS + ("both",))
+    delete.add_argument("internal_port", type=int)
+
+    status = sub.add_parser("status", help="the ledger's mappings, with time left and the last result")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    renew = sub.add_parser("renew", help="renew the ledger's mappings (what the renewal job runs)")
+    renew.add_argument("--now", action="store_true", help="renew every mapping now, not only those due")
+    renew.add_argument("--log", default="syslog",
+                       help="where to log one line per action: syslog (default), stderr, or a file path")
+    renew.add_argument("--on-change", nargs=argparse.REMAINDER, metavar="CMD",
+                       help="command (and arguments, no shell) run when a public endpoint changes; it gets "
+                       "PORTMAP_* environment variables. Must come last.")
+    return main
+
+
+def _client_factory(args: argparse.Namespace, lock: HostLock) -> Callable[..., Client]:
+    def make(gateway: Optional[str] = None, epoch: Any = None) -> Client:
+        return Client(gateway or args.gateway, port=args.port, timeout=args.timeout,
+                      source_address=args.source_address, lock=lock, epoch=epoch)
+    return make
+
+
+def _print_mappings(rows: List[dict]) -> None:
+    if not rows:
+        say("no mappings in the ledger")
+        return
+    say(f"{'gateway':<16} {'proto':<5} {'internal':>8} {'public endpoint':<22} {'time left':>10}  last result")
+    for row in rows:
+        last = row["last_renewal"]
+        result = "-" if last is None else ("ok" if last["ok"] else f"FAILED: {last['error']}")
+        endpoint = f"{row['public_address'] or '?'}:{row['external_port']}"
+        left = "expired" if row["expired"] else f"{row['time_left']:.0f} s"
+        say(f"{row['gateway']:<16} {row['protocol']:<5} {row['internal_port']:>8} {endpoint:<22} {left:>10}  {result}")
+
+
+def run(args: argparse.Namespace) -> int:
+    lock = HostLock(args.lock)
+    ledger = Ledger(args.ledger, lock)
+    make_client = _client_factory(args, lock)
+    if args.command == "status":
+        rows = [describe(e, time.time()) for e in ledger.load().entries]
+        if args.json:
+            say(json.dumps(rows, indent=2))
+        else:
+            _print_mappings(rows)
+        return EXIT_OK
+    if args.command == "public":
+        public = make_client().public_address()
+        say(f"public address {public.address} (gateway {public.gateway}, epoch {public.epoch})")
+        return EXIT_OK
+    if args.command == "renew":
+        log = Logger(args.log)
+        report = Renewer(ledger, make_client, log, args.on_change).run(force=args.now)
+        log(f"renew: {report.renewed} renewed, {report.kept} not due, {report.failed} failed")
+        if report.failed:
+            return EXIT_FAILED
+        return EXIT_HOOK if report.hook_failed else EXIT_OK
+    spec = {"internal_port": args.internal_port, "protocol": args.protocol}
+    if args.command == "map":
+        spec.update(external_port=args.external_port, lifetime=args.lifetime)
+    desired = normalize([spec], lambda _index, name: name)
+    manager = Manager(ledger, make_client())
+    if args.command == "map":
+        result = manager.present(desired)
+        for row in result["mappings"]:
+            say(f"mapped {row['protocol'].upper()} {result['public_address']}:{row['external_port']} -> "
+                f"internal port {row['internal_port']} for {row['lifetime']} s")
+        return EXIT_OK
+    result = manager.absent(desired)
+    for row in result["removed"]:
+        say(f"deleted {row['protocol'].upper()} internal port {row['internal_port']} "
+            f"(was public port {row['external_port']})")
+    if not result["removed"]:
+        say("nothing recorded in the ledger for that port; nothing deleted")
+    return EXIT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except ApplyError as exc:
+        say(f"{PROG}: {exc}", sys.stderr)
+        return EXIT_FAILED
+    except (PortmapError, ValueError) as exc:
+        say(f"{PROG}: {exc}", sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_FAILED

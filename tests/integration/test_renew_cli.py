@@ -1,0 +1,164 @@
+"""The host-side command (portmap-natpmp) and its renewal job, against the simulated gateway."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from portmap.client import Client
+
+
+MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "plugins", "module_utils")
+
+
+def cli(gw, tmp_path, *args):
+    """Run the command as a separate process, the way the job runs it."""
+    argv = [sys.executable, "-c", "import sys; from portmap.cli import main; sys.exit(main())",
+            "--gateway", gw.address, "--ledger", str(tmp_path / "ledger.json"), "--lock", str(tmp_path / "lock"),
+            *args]
+    env = dict(os.environ, PYTHONPATH=MODULE_UTILS)
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def ledger(tmp_path):
+    return {(m["protocol"], m["internal_port"]): m for m in json.loads((tmp_path / "ledger.json").read_text())["mappings"]}
+
+
+def age(gw, tmp_path, seconds):
+    """As if ``seconds`` passed since the grants: the ledger's times move back, the gateway's epoch on."""
+    path = tmp_path / "ledger.json"
+    document = json.loads(path.read_text())
+    for mapping in document["mappings"]:
+        mapping["granted_at"] -= seconds
+        mapping["expires_at"] -= seconds
+        mapping["epoch"]["seen_at"] -= seconds
+    path.write_text(json.dumps(document))
+    gw.ctl({"cmd": "set", "epoch": gw.ctl({"cmd": "status"})["epoch"] + seconds})
+
+
+def map_requests(gw):
+    return [e for e in gw.ctl({"cmd": "log"})["log"] if e.get("op") in (1, 2)]
+
+
+def test_help_and_usage_errors(gw, tmp_path):
+    shown = cli(gw, tmp_path, "--help")
+    assert shown.returncode == 0
+    for word in ("public", "map", "delete", "status", "renew", "Exit codes"):
+        assert word in shown.stdout
+    assert cli(gw, tmp_path, "map", "sctp", "80").returncode == 2
+    bad = cli(gw, tmp_path, "map", "tcp", "70000")
+    assert bad.returncode == 2 and "internal_port must be an integer from 1 to 65535" in bad.stderr
+
+
+def test_public_map_status_delete(gw, tmp_path):
+    public = cli(gw, tmp_path, "public")
+    assert public.returncode == 0 and "public address 11.22.33.2" in public.stdout
+    mapped = cli(gw, tmp_path, "map", "tcp", "8080", "--lifetime", "600")
+    assert mapped.returncode == 0 and "11.22.33.2:8080" in mapped.stdout
+    status = cli(gw, tmp_path, "status", "--json")
+    rows = json.loads(status.stdout)
+    assert [(r["protocol"], r["internal_port"], r["external_port"], r["lifetime"]) for r in rows] == [
+        ("tcp", 8080, 8080, 600)]
+    assert rows[0]["last_renewal"]["ok"] and 590 < rows[0]["time_left"] <= 600
+    deleted = cli(gw, tmp_path, "delete", "tcp", "8080")
+    assert deleted.returncode == 0 and gw.ctl({"cmd": "table"})["mappings"] == []
+    assert "no mappings" in cli(gw, tmp_path, "status").stdout
+
+
+def test_gateway_error_exit_1(gw, tmp_path):
+    gw.ctl({"cmd": "rules", "rules": [{"action": "deny", "ports": "22-22"}]})
+    refused = cli(gw, tmp_path, "map", "tcp", "22")
+    assert refused.returncode == 1 and "NOT_AUTHORIZED" in refused.stderr
+
+
+def test_renew_only_what_is_due(gw, tmp_path):
+    assert cli(gw, tmp_path, "map", "tcp", "8080", "--lifetime", "600").returncode == 0
+    assert cli(gw, tmp_path, "map", "udp", "5353", "--lifetime", "7200").returncode == 0
+    gw.ctl({"cmd": "clear_log"})
+    fresh = cli(gw, tmp_path, "renew", "--log", "stderr")
+    assert fresh.returncode == 0 and "0 renewed, 2 not due" in fresh.stderr
+    assert map_requests(gw) == []
+    before = ledger(tmp_path)
+    age(gw, tmp_path, 400)  # 200 s of 600 left: below half; the 7200 s one still has 6800 s
+    due = cli(gw, tmp_path, "renew", "--log", "stderr")
+    assert due.returncode == 0 and "1 renewed, 1 not due" in due.stderr
+    assert [e["internal_port"] for e in map_requests(gw)] == [8080]
+    after = ledger(tmp_path)
+    assert after[("tcp", 8080)]["expires_at"] > before[("tcp", 8080)]["expires_at"]
+    gw.ctl({"cmd": "clear_log"})
+    forced = cli(gw, tmp_path, "renew", "--now", "--log", "stderr")
+    assert "2 renewed" in forced.stderr and len(map_requests(gw)) == 2
+
+
+def test_renew_recreates_everything_after_a_gateway_reboot(gw, tmp_path):
+    for port in ("8080", "8081"):
+        assert cli(gw, tmp_path, "map", "tcp", port).returncode == 0
+    age(gw, tmp_path, 100)  # some time passed; the gateway has been up as long...
+    gw.ctl({"cmd": "reboot"})  # ...until it restarts and forgets
+    assert gw.ctl({"cmd": "table"})["mappings"] == []
+    result = cli(gw, tmp_path, "renew", "--log", "stderr")
+    assert result.returncode == 0, result.stderr
+    assert "lost its mappings" in result.stderr and "2 renewed" in result.stderr
+    assert sorted(m["internal_port"] for m in gw.ctl({"cmd": "table"})["mappings"]) == [8080, 8081]
+
+
+def test_failed_renewal_exit_1_and_recorded(gw, tmp_path):
+    assert cli(gw, tmp_path, "map", "tcp", "8080").returncode == 0
+    gw.ctl({"cmd": "fault", "kind": "result", "code": 3, "ops": ["map"]})
+    result = cli(gw, tmp_path, "renew", "--now", "--log", str(tmp_path / "renew.log"))
+    assert result.returncode == 1
+    entry = ledger(tmp_path)[("tcp", 8080)]
+    assert entry["last_renewal"]["ok"] is False and "NETWORK_FAILURE" in entry["last_renewal"]["error"]
+    lines = (tmp_path / "renew.log").read_text().splitlines()
+    assert any("failed" in line and "NETWORK_FAILURE" in line for line in lines)
+    assert "FAILED" in cli(gw, tmp_path, "status").stdout
+
+
+def test_silent_gateway_fails_every_mapping(gw, tmp_path):
+    assert cli(gw, tmp_path, "map", "tcp", "8080").returncode == 0
+    gw.ctl({"cmd": "fault", "kind": "drop"})
+    result = cli(gw, tmp_path, "--timeout", "0.5", "renew", "--log", "stderr")
+    assert result.returncode == 1 and "not renewed" in result.stderr
+
+
+def test_on_change_hook_gets_the_new_endpoint(gw, tmp_path, loopback_address_pool):
+    assert cli(gw, tmp_path, "map", "tcp", "8080").returncode == 0
+    age(gw, tmp_path, 100)
+    gw.ctl({"cmd": "reboot"})
+    other = Client(gw.address, lock_path=str(tmp_path / "lock2"), source_address=loopback_address_pool())
+    other.map("tcp", 9000, 8080, 600)  # someone else takes 8080 after the reboot
+    gw.ctl({"cmd": "set", "public_address": "11.22.33.44"})
+    out = tmp_path / "hook.out"
+    hook = [sys.executable, "-c",
+            "import os, sys; open(sys.argv[1], 'w').write(' '.join(f'{k}={v}' for k, v in sorted(os.environ.items()) "
+            "if k.startswith('PORTMAP_')))", str(out)]
+    result = cli(gw, tmp_path, "renew", "--log", "stderr", "--on-change", *hook)
+    assert result.returncode == 0, result.stderr
+    fields = dict(item.split("=", 1) for item in out.read_text().split())
+    assert fields["PORTMAP_PUBLIC_ADDRESS"] == "11.22.33.44"
+    assert fields["PORTMAP_PREVIOUS_PUBLIC_ADDRESS"] == "11.22.33.2"
+    assert fields["PORTMAP_PREVIOUS_EXTERNAL_PORT"] == "8080"
+    assert fields["PORTMAP_EXTERNAL_PORT"] not in ("8080", "0")
+    assert fields["PORTMAP_INTERNAL_PORT"] == "8080" and fields["PORTMAP_PROTOCOL"] == "tcp"
+
+
+def test_hook_failure_exit_3(gw, tmp_path):
+    assert cli(gw, tmp_path, "map", "tcp", "8080").returncode == 0
+    gw.ctl({"cmd": "set", "public_address": "11.22.33.45"})
+    result = cli(gw, tmp_path, "renew", "--now", "--log", "stderr", "--on-change", "/bin/false")
+    assert result.returncode == 3 and "exited 1" in result.stderr
+
+
+def test_hook_is_not_a_shell(gw, tmp_path):
+    assert cli(gw, tmp_path, "map", "tcp", "8080").returncode == 0
+    gw.ctl({"cmd": "set", "public_address": "11.22.33.46"})
+    marker = tmp_path / "injected"
+    result = cli(gw, tmp_path, "renew", "--now", "--log", "stderr", "--on-change",
+                 "/bin/echo", f"x; touch {marker}")
+    assert result.returncode == 0
+    assert not marker.exists()

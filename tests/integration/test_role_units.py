@@ -1,0 +1,57 @@
+"""The renewal role's systemd units: valid for systemd-analyze verify, arguments quoted, no injection."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.test_playbooks import ANSIBLE_PLAYBOOK, PLAYBOOKS
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+def render(tmp_path, on_change, interval):
+    command = tmp_path / "portmap-natpmp"
+    command.write_text("#!/bin/sh\nexit 0\n")
+    command.chmod(0o755)
+    units = tmp_path / "units"
+    units.mkdir()
+    extra = {"unit_dir": str(units), "renewal_command_path": str(command), "renewal_on_change": on_change,
+             "renewal_interval": interval, "renewal_user": "root", "renewal_group": "root",
+             "ansible_python_interpreter": sys.executable}
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "t"), ANSIBLE_HOME=str(tmp_path / "h"))
+    proc = subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(PLAYBOOKS / "render_units.yml"),
+                           "-e", json.dumps(extra)], capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return units / "portmap-natpmp-renew.service", units / "portmap-natpmp-renew.timer"
+
+
+@pytest.mark.skipif(not SYSTEMD_ANALYZE, reason="systemd-analyze is not installed")
+def test_units_pass_systemd_analyze_verify(tmp_path):
+    service, timer = render(tmp_path, ["/bin/echo", "endpoint changed"], 30)
+    result = subprocess.run([SYSTEMD_ANALYZE, "verify", "--man=no", str(service), str(timer)],
+                            capture_output=True, text=True, check=False)
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0, result.stderr
+    text = timer.read_text()
+    assert "OnUnitActiveSec=30s" in text and "AccuracySec=1s" in text and "OnBootSec=" in text
+
+
+def test_exec_start_quotes_every_argument(tmp_path):
+    hostile = ["/bin/echo", "a b", 'quote"d', "$HOME", "100%", "x;touch /tmp/owned"]
+    service, _timer = render(tmp_path, hostile, 60)
+    exec_start = [line for line in service.read_text().splitlines() if line.startswith("ExecStart=")][0]
+    assert '"a b"' in exec_start
+    assert '"quote\\"d"' in exec_start
+    assert '"$$HOME"' in exec_start
+    assert '"100%%"' in exec_start
+    assert '"x;touch /tmp/owned"' in exec_start
+    if SYSTEMD_ANALYZE:
+        result = subprocess.run([SYSTEMD_ANALYZE, "verify", "--man=no", str(service)], capture_output=True,
+                                text=True, check=False)
+        assert result.returncode == 0, result.stderr

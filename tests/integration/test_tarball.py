@@ -1,0 +1,75 @@
+"""The collection as users get it: build the tarball, install it, run the command from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.simgw.gateway import SimulatedGateway
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "install_command.yml"
+
+pytestmark = pytest.mark.skipif(not (BIN / "ansible-galaxy").exists(), reason="ansible-galaxy is not installed")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tarball")
+    env = dict(os.environ, ANSIBLE_HOME=str(work / "home"), ANSIBLE_NOCOLOR="1")
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", str(REPO), "--output-path", str(work)],
+                   check=True, capture_output=True, env=env)
+    tarball = work / "portmap-natpmp-0.1.0.tar.gz"
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", str(tarball), "-p", str(work / "collections")],
+                   check=True, capture_output=True, env=env)
+    return tarball, work / "collections" / "ansible_collections" / "portmap" / "natpmp", work
+
+
+def test_tarball_content(installed):
+    tarball, _root, _work = installed
+    names = tarfile.open(tarball).getnames()  # pylint: disable=consider-using-with
+    for needed in ("plugins/module_utils/portmap/cli.py", "plugins/modules/natpmp_mapping.py",
+                   "roles/renewal/tasks/main.yml", "roles/renewal/meta/argument_specs.yml", "README.md"):
+        assert needed in names
+    for unwanted in (".venv", "tests/output", ".ci", "scripts"):
+        assert not any(name == unwanted or name.startswith(unwanted + "/") for name in names), unwanted
+
+
+def test_command_from_the_installed_collection(installed, loopback_address, tmp_path):
+    _tarball, root, work = installed
+    lib = tmp_path / "lib"
+    command = tmp_path / "portmap-natpmp"
+    host_python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable  # no venv: stdlib only
+    extra = {"renewal_lib_dir": str(lib), "renewal_command_path": str(command), "renewal_python": host_python,
+             "collection_root": str(root), "ansible_python_interpreter": sys.executable}
+    env = dict(os.environ, ANSIBLE_HOME=str(work / "home"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(work / "collections"))
+    subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(PLAYBOOK),
+                    "-e", json.dumps(extra)], check=True, capture_output=True, env=env)
+    assert command.read_text().startswith(f"#!{host_python}\n")
+    assert sorted(p.name for p in (lib / "portmap").iterdir()) == sorted(
+        p.name for p in (root / "plugins" / "module_utils" / "portmap").glob("*.py"))
+
+    clean_env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}  # nothing of ours on the path
+    common = ["--gateway", loopback_address, "--ledger", str(tmp_path / "ledger.json"), "--lock", str(tmp_path / "lock")]
+
+    def run(*args):
+        return subprocess.run([str(command), *common, *args], capture_output=True, text=True, env=clean_env,
+                              check=False, timeout=60)
+
+    assert "renew" in run("--help").stdout
+    with SimulatedGateway(address=loopback_address):
+        assert "public address 11.22.33.2" in run("public").stdout
+        mapped = run("map", "tcp", "8080", "--lifetime", "600")
+        assert mapped.returncode == 0, mapped.stderr
+        assert "8080" in run("status").stdout
+        renewed = run("renew", "--now", "--log", "stderr")
+        assert renewed.returncode == 0 and "1 renewed" in renewed.stderr
+        assert run("delete", "tcp", "8080").returncode == 0
