@@ -20,17 +20,32 @@ options:
       - Local IPv4 address to send the requests from, for hosts with a VPN or policy routing.
       - By default the operating system chooses.
     type: str
+  method:
+    description:
+      - The protocol spoken with the gateway.
+      - V(auto) tries PCP (RFC 6887) first and falls back to NAT-PMP (RFC 6886) when the
+        gateway answers that it does not speak PCP (in either protocol's form), or when PCP
+        gets no answer within a third of O(timeout) (some gateways drop what they do not
+        speak). Both tries fit in the one O(timeout). Nothing is remembered across runs, so
+        a gateway that learns PCP is used with it at the next run.
+      - V(pcp) and V(natpmp) force one protocol.
+      - The protocol used is returned, and recorded per mapping in the ledger.
+    type: str
+    choices: [auto, pcp, natpmp]
+    default: auto
   timeout:
     description:
-      - Overall deadline, in seconds, for each request to the gateway.
-      - Requests are retransmitted within it on the RFC 6886 schedule (250 ms, doubling).
+      - Overall deadline, in seconds, for each request to the gateway (with O(method=auto),
+        for PCP and the NAT-PMP fallback together).
+      - Requests are retransmitted within it on the RFC 6886 schedule (250 ms, doubling);
+        PCP requests too, as RFC 6887's first wait of 3 s would leave a single try.
       - An ICMP port unreachable answer fails the request at once.
     type: float
     default: 3
   ledger_path:
     description:
-      - The ledger, a JSON file in which the host records the mappings it holds (NAT-PMP
-        cannot list them). Its format is specified in the collection's README.
+      - The ledger, a JSON file in which the host records the mappings it holds (neither
+        NAT-PMP nor PCP can list them), with each PCP mapping's nonce. Its format is specified in the collection's README.
       - When not given, C(/var/lib/portmap-natpmp/ledger.json); that folder is created with
         mode C(0755) when missing.
       - The folder of a path given here must exist.
@@ -45,6 +60,9 @@ seealso:
   - name: RFC 6886 (NAT-PMP)
     description: NAT Port Mapping Protocol.
     link: https://www.rfc-editor.org/rfc/rfc6886
+  - name: RFC 6887 (PCP)
+    description: Port Control Protocol.
+    link: https://www.rfc-editor.org/rfc/rfc6887
 """
 
     ATTRIBUTES = r"""

@@ -18,6 +18,7 @@ from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.manage impo
 COMMON_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "gateway": {"type": "str"},
     "source_address": {"type": "str"},
+    "method": {"type": "str", "default": "auto", "choices": ["auto", "pcp", "natpmp"]},
     "timeout": {"type": "float", "default": 3.0},
     "ledger_path": {"type": "path"},
 }
@@ -37,6 +38,7 @@ def open_ledger_and_client(module: Any, create_folder: bool = True) -> Any:
         timeout=params["timeout"],
         source_address=params["source_address"],
         lock=lock,
+        method=params["method"],
     )
     path = prepare_ledger_path(params["ledger_path"], create_folder)
     ledger = Ledger(path, lock)

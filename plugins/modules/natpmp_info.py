@@ -6,12 +6,13 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: natpmp_info
-short_description: Facts about the host's NAT-PMP gateway and the mappings this host holds
+short_description: Facts about the host's PCP or NAT-PMP gateway and the mappings this host holds
 version_added: 0.2.0
 description:
-  - Finds the gateway, asks it for its public address (a read-only request), and reports
-    its epoch, whether it answers NAT-PMP, and the mappings the host's ledger records, with
-    the time each has left and the result of its last renewal.
+  - Finds the gateway, asks it the read-only requests of both protocols (PCP's ANNOUNCE and
+    NAT-PMP's public address request; with O(method=pcp) or O(method=natpmp) only that one's),
+    and reports its public address, its epoch, which protocols it speaks, and the mappings
+    the host's ledger records, with the time each has left and the result of its last renewal.
   - A gateway that does not answer is reported (RV(answers=false) and RV(error)), not a failure.
 author:
   - portmap.natpmp maintainers (@portmap)
@@ -58,17 +59,34 @@ gateway_found_in:
   type: str
   sample: /proc/net/route
 answers:
-  description: Whether the gateway answered the public address request.
+  description: Whether the gateway answered in either protocol.
   returned: always
   type: bool
   sample: true
 method:
-  description: The protocol the gateway answered (V(natpmp)), or null when it did not answer.
+  description:
+    - The protocol a change would use (V(pcp) when the gateway speaks it and O(method) allows
+      it, else V(natpmp)), or null when the gateway did not answer.
   returned: always
   type: str
-  sample: natpmp
+  sample: pcp
+speaks:
+  description: What the gateway answered, per protocol.
+  returned: always
+  type: dict
+  contains:
+    pcp:
+      description: True when it answered PCP's ANNOUNCE; the error text when it did not; null when not asked.
+      type: raw
+      sample: true
+    natpmp:
+      description: True when it answered NAT-PMP's public address request; the error text when it did not; null when not asked.
+      type: raw
+      sample: true
 public_address:
-  description: The gateway's public IPv4 address; null when it did not answer.
+  description:
+    - The gateway's public IPv4 address (NAT-PMP tells it; over PCP only a mapping does, so
+      a PCP-only gateway's is the one the ledger recorded, or null); null when it did not answer.
   returned: always
   type: str
   sample: 203.0.113.7

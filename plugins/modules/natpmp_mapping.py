@@ -6,13 +6,17 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: natpmp_mapping
-short_description: Ensure a port mapping on a NAT-PMP gateway exists or is gone
+short_description: Ensure a port mapping on a PCP or NAT-PMP gateway exists or is gone
 version_added: 0.2.0
 description:
-  - Asks the host's NAT gateway, with NAT-PMP (RFC 6886), to forward an external port to
-    a port on this host for a lifetime, or to remove that forwarding.
-  - NAT-PMP cannot list mappings, so the module records what it mapped in a ledger on the
-    host (O(ledger_path)); O(state=absent) and O(exclusive) act on what the ledger records.
+  - Asks the host's NAT gateway, with PCP (RFC 6887) or NAT-PMP (RFC 6886), to forward an
+    external port to a port on this host for a lifetime, or to remove that forwarding.
+  - Neither protocol can list mappings, so the module records what it mapped in a ledger on
+    the host (O(ledger_path)), with each PCP mapping's nonce, which renewals and deletes
+    reuse; O(state=absent) and O(exclusive) act on what the ledger records.
+  - A mapping made with one protocol and found speaking the other at a later run (with
+    O(method=auto)) is deleted with its own protocol and made again with the new one;
+    that run reports a change.
   - A mapping has a lifetime. Running the module again renews it (the gateway's lease is
     refreshed) and reports no change when the gateway granted the same external port to a
     mapping that was recorded, not expired and not lost in a gateway reboot. Use the
@@ -28,8 +32,8 @@ attributes:
   check_mode:
     support: full
     details:
-      - Sends only the read-only public address request, whose epoch reveals a gateway
-        reboot, and predicts the rest from the ledger.
+      - Sends only the read-only request (NAT-PMP's public address request, or PCP's
+        ANNOUNCE), whose epoch reveals a gateway reboot, and predicts the rest from the ledger.
   diff_mode:
     support: full
     details:
@@ -147,7 +151,10 @@ gateway:
   type: str
   sample: 192.168.1.1
 public_address:
-  description: The gateway's public IPv4 address. Not returned (null) with O(state=absent).
+  description:
+    - The gateway's public IPv4 address. Not returned (null) with O(state=absent).
+    - Over PCP it is the address the gateway assigned in its MAP replies (in check mode,
+      the one the ledger recorded).
   returned: always
   type: str
   sample: 203.0.113.7
@@ -162,10 +169,10 @@ gateway_rebooted:
   type: bool
   sample: false
 method:
-  description: The protocol spoken with the gateway.
+  description: The protocol spoken with the gateway, V(pcp) or V(natpmp) (with O(method=auto), the one that answered).
   returned: always
   type: str
-  sample: natpmp
+  sample: pcp
 mappings:
   description:
     - The mappings of O(state=present), as granted. In check mode, the prediction.

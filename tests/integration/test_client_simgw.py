@@ -8,6 +8,7 @@ import time
 import pytest
 
 from portmap import wire_natpmp as wire
+from portmap import wire_pcp
 from portmap.client import Client
 from portmap.epoch import EpochObservation
 from portmap.errors import (
@@ -215,7 +216,9 @@ def test_no_reboot_when_consistent(gw, tmp_path):
     assert not second.public_address().rebooted
 
 
-def test_announcement_on_reboot_to_loopback(tmp_path):
+@pytest.mark.parametrize("speaks, kinds", [("natpmp", {"natpmp"}), ("pcp", {"pcp"}), ("both", {"natpmp", "pcp"})])
+def test_announcement_on_reboot_to_loopback(tmp_path, speaks, kinds):
+    """NAT-PMP's public address announcement and PCP's ANNOUNCE response, to 127.0.0.1:5350 only."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -223,14 +226,32 @@ def test_announcement_on_reboot_to_loopback(tmp_path):
     except OSError as exc:
         pytest.skip(f"127.0.0.1:{wire.CLIENT_PORT} is taken: {exc}")
     listener.settimeout(3)
+
+    def kind(datagram):
+        if datagram[0] == wire_pcp.VERSION:
+            reply = wire_pcp.decode_reply(datagram)
+            assert (reply.op, reply.result, reply.lifetime) == (wire_pcp.OP_ANNOUNCE, 0, 0)
+            return "pcp", reply.epoch
+        reply = wire.decode_reply(datagram)
+        assert reply.public_address == "11.22.33.2"
+        return "natpmp", reply.epoch
+
     try:
-        with SimulatedGateway(address="127.0.0.1", port=0, announce="loopback",
+        with SimulatedGateway(address="127.0.0.1", port=0, announce="loopback", speaks=speaks,
                               control_path=str(tmp_path / "gw.sock")) as gateway:
-            first = listener.recv(100)
-            assert wire.decode_reply(first).public_address == "11.22.33.2"
+            assert {kind(listener.recv(100))[0] for _announcement in range(len(kinds))} == kinds
+            gateway.ctl({"cmd": "set", "epoch": 1000})  # as if up for a while
+            listener.settimeout(0.05)
+            while True:  # the first start's announcements so far
+                try:
+                    listener.recv(100)
+                except socket.timeout:
+                    break
+            listener.settimeout(3)
             gateway.ctl({"cmd": "reboot"})
-            seen = {listener.recv(100) for _announcement in range(3)}
-            assert all(wire.decode_reply(d).public_address == "11.22.33.2" for d in seen)
+            after = [kind(listener.recv(100)) for _announcement in range(2 * len(kinds))]
+            assert {k for k, _epoch in after} == kinds
+            assert all(epoch < 5 for _k, epoch in after)  # the new start's, not the old one's repeats
     finally:
         listener.close()
 

@@ -72,8 +72,9 @@ def ctl_argv(gw):
     return [sys.executable, str(REPO / "tests" / "simgw" / "gateway.py"), "ctl", gw.control_path]
 
 
-def base_vars(gw, tmp_path):
+def base_vars(gw, tmp_path, method="auto"):
     return {
+        "method": method,
         "gateway": gw.address,
         "ledger_path": str(tmp_path / "ledger.json"),
         "simgw_ctl": ctl_argv(gw),
@@ -84,8 +85,9 @@ def recap_counts(recap):
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap)}
 
 
-def test_lifecycle(gateway, collections_path, tmp_path):
-    proc, recap = run_playbook("mapping_lifecycle.yml", collections_path, tmp_path, base_vars(gateway, tmp_path))
+@pytest.mark.parametrize("method", ["pcp", "natpmp"])
+def test_lifecycle(gateway, collections_path, tmp_path, method):
+    proc, recap = run_playbook("mapping_lifecycle.yml", collections_path, tmp_path, base_vars(gateway, tmp_path, method))
     assert proc.returncode == 0, "the lifecycle playbook failed (output above)"
     assert recap_counts(recap)["failed"] == 0
 
@@ -126,6 +128,18 @@ def test_bad_input(gateway, collections_path, tmp_path):
     assert proc.returncode == 0, "the bad-input playbook failed (output above)"
 
 
-def test_gateway_errors_name_gateway_protocol_ports_and_result(gateway, collections_path, tmp_path):
-    proc, _recap = run_playbook("mapping_gateway_errors.yml", collections_path, tmp_path, base_vars(gateway, tmp_path))
+RESULT_CODES = {
+    "natpmp": [(3, "NETWORK_FAILURE"), (4, "OUT_OF_RESOURCES"), (5, "UNSUPPORTED_OPCODE"), (17, "UNKNOWN_RESULT_17")],
+    "pcp": [(3, "MALFORMED_REQUEST"), (4, "UNSUPP_OPCODE"), (5, "UNSUPP_OPTION"), (6, "MALFORMED_OPTION"),
+            (7, "NETWORK_FAILURE"), (8, "NO_RESOURCES"), (9, "UNSUPP_PROTOCOL"), (10, "USER_EX_QUOTA"),
+            (11, "CANNOT_PROVIDE_EXTERNAL"), (12, "ADDRESS_MISMATCH"), (13, "EXCESSIVE_REMOTE_PEERS"),
+            (99, "UNKNOWN_RESULT_99")],
+}
+
+
+@pytest.mark.parametrize("method", ["pcp", "natpmp"])
+def test_gateway_errors_name_gateway_protocol_ports_and_result(gateway, collections_path, tmp_path, method):
+    variables = dict(base_vars(gateway, tmp_path, method),
+                     codes=[{"code": code, "name": name} for code, name in RESULT_CODES[method]])
+    proc, _recap = run_playbook("mapping_gateway_errors.yml", collections_path, tmp_path, variables)
     assert proc.returncode == 0, "the gateway-errors playbook failed (output above)"

@@ -107,7 +107,8 @@ def test_renew_recreates_everything_after_a_gateway_reboot(gw, tmp_path):
 
 def test_failed_renewal_exit_1_and_recorded(gw, tmp_path):
     assert cli(gw, tmp_path, "map", "tcp", "8080").returncode == 0
-    gw.ctl({"cmd": "fault", "kind": "result", "code": 3, "ops": ["map"]})
+    assert ledger(tmp_path)[("tcp", 8080)]["method"] == "pcp"  # the simulated gateway speaks both
+    gw.ctl({"cmd": "fault", "kind": "result", "code": 7, "ops": ["map"]})  # PCP's NETWORK_FAILURE
     result = cli(gw, tmp_path, "renew", "--now", "--log", str(tmp_path / "renew.log"))
     assert result.returncode == 1
     entry = ledger(tmp_path)[("tcp", 8080)]

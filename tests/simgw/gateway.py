@@ -1,4 +1,4 @@
-"""A simulated NAT-PMP gateway (RFC 6886) with a control channel and fault injection.
+"""A simulated NAT-PMP (RFC 6886) and PCP (RFC 6887) gateway with a control channel and fault injection.
 
 Run it as a command to test playbooks without a router:
 
@@ -8,8 +8,10 @@ and drive it with one JSON command per line on the control socket:
 
     python tests/simgw/gateway.py ctl /tmp/gw.sock '{"cmd": "table"}'
 
-The wire format is the collection's own (plugins/module_utils/portmap/wire_natpmp.py,
-server side); its bytes are held to a real gateway's by the test vectors.
+The wire formats are the collection's own (plugins/module_utils/portmap/wire_natpmp.py
+and wire_pcp.py, server side); their bytes are held to a real gateway's by the test
+vectors.  ``--speaks`` selects the protocols: both (default), natpmp, pcp, or drop-pcp
+(NAT-PMP only, PCP requests dropped without an answer).
 See tests/simgw/README.md for every option and control command.
 """
 
@@ -34,6 +36,7 @@ if _MODULE_UTILS not in sys.path:
     sys.path.insert(0, _MODULE_UTILS)
 
 from portmap import wire_natpmp as wire  # noqa: E402  pylint: disable=wrong-import-position
+from portmap import wire_pcp as pcp  # noqa: E402  pylint: disable=wrong-import-position
 from portmap.errors import MalformedPacket  # noqa: E402  pylint: disable=wrong-import-position
 
 Address = Tuple[str, int]
@@ -48,9 +51,13 @@ class Mapping:
     external_port: int
     lifetime: int
     expires: float  # monotonic
+    method: str = "natpmp"
+    nonce: str = ""  # PCP: the nonce that made it (hex); only it may renew or delete the mapping
 
     def view(self, now: float) -> Dict[str, Any]:
         return {
+            "method": self.method,
+            "nonce": self.nonce,
             "client": self.client,
             "protocol": self.protocol,
             "internal_port": self.internal_port,
@@ -92,10 +99,12 @@ class Fault:
     count: Optional[int] = None
     probability: float = 1.0
     params: Dict[str, Any] = field(default_factory=dict)
-    ops: Optional[List[str]] = None  # "public", "map": which requests it applies to
+    ops: Optional[List[str]] = None  # "public" (NAT-PMP op 0, PCP ANNOUNCE), "map": which requests
+    methods: Optional[List[str]] = None  # "natpmp", "pcp": which protocol's requests
 
 
 FAULT_KINDS = ("drop", "delay", "wrong_source", "truncate", "malformed", "result", "late")
+SPEAKS = ("both", "natpmp", "pcp", "drop-pcp")
 
 
 class SimulatedGateway:
@@ -112,7 +121,11 @@ class SimulatedGateway:
         unsupported_version: str = "reply",
         announce: str = "off",
         seed: int = 0,
+        speaks: str = "both",
     ) -> None:
+        if speaks not in SPEAKS:
+            raise ValueError(f"speaks must be one of {', '.join(SPEAKS)}, got {speaks!r}")
+        self.speaks = speaks
         self.address = address
         self.port = port
         self.control_path = control_path
@@ -131,6 +144,8 @@ class SimulatedGateway:
         self.replies = 0
         self.started = time.monotonic()
         self._timers: List[Tuple[float, Callable[[], None]]] = []
+        self._announcer: Optional[socket.socket] = None  # the socket of the announcements under way
+        self._announcing: List[Callable[[], None]] = []  # their timers' actions, cancelled by the next
         self._held: List[Tuple[Address, bytes]] = []  # replies held back by the "late" fault
         self._selector = selectors.DefaultSelector()
         self._sock: Optional[socket.socket] = None
@@ -216,6 +231,7 @@ class SimulatedGateway:
         self.stop()
 
     def _close(self) -> None:
+        self._stop_announcing()
         for sock in list(self._buffers):
             self._drop_conn(sock)
         for sock in (self._sock, self._control, self._alt, self._wake_r, self._wake_w):
@@ -288,6 +304,23 @@ class SimulatedGateway:
     def handle(self, data: bytes, client: str, entry: Dict[str, Any]) -> Optional[bytes]:
         """The reply to one request (before faults), or None for no reply."""
         self._expire()
+        version = data[0] if data else 0
+        pcp_spoken = self.speaks in ("both", "pcp")
+        if version >= pcp.VERSION or (version != wire.VERSION and self.speaks == "pcp"):
+            entry["method"] = "pcp"
+            if self.speaks == "drop-pcp":
+                entry["answer"] = "dropped: PCP is not spoken here"
+                return None
+            if pcp_spoken:
+                return self._pcp(data, client, entry)
+        entry["method"] = "natpmp"
+        if self.speaks == "pcp":
+            if len(data) < 2 or data[1] >= wire.RESPONSE_BIT:
+                entry["answer"] = "ignored: no request"
+                return None
+            entry.update(version=version, op=data[1])
+            # RFC 6887 section 9: a PCP-only server answers NAT-PMP with UNSUPP_VERSION, in PCP's form.
+            return pcp.encode_response(data[1], pcp.RESULT_UNSUPP_VERSION, 0, self.epoch)
         try:
             request = wire.decode_request(data)
         except MalformedPacket as exc:
@@ -307,7 +340,7 @@ class SimulatedGateway:
             return wire.encode_short_reply(wire.RESPONSE_BIT + request.op, wire.RESULT_UNSUPPORTED_OPCODE, epoch)
         if isinstance(request, wire.PublicAddressRequest):
             entry.update(version=0, op=0)
-            forced = self._take_fault("result", "public")
+            forced = self._take_fault("result", "public", "natpmp")
             result = forced.params["code"] if forced else wire.RESULT_SUCCESS
             address = self.public_address if result == wire.RESULT_SUCCESS else "0.0.0.0"
             return wire.encode_public_address_reply(result, epoch, address)
@@ -322,7 +355,7 @@ class SimulatedGateway:
         def reply(result: int, external: int = 0, lifetime: int = 0) -> bytes:
             return wire.encode_map_reply(protocol, result, epoch, internal, external, lifetime)
 
-        forced = self._take_fault("result", "map")
+        forced = self._take_fault("result", "map", "natpmp")
         if forced:
             return reply(forced.params["code"])
         if request.lifetime == 0:
@@ -352,11 +385,83 @@ class SimulatedGateway:
         self.table[key] = Mapping(client, protocol, internal, external, lifetime, time.monotonic() + lifetime)
         return reply(wire.RESULT_SUCCESS, external, lifetime)
 
+    # ------------------------------------------------------------------ PCP
+
+    def _pcp(self, data: bytes, client: str, entry: Dict[str, Any]) -> Optional[bytes]:
+        try:
+            request = pcp.decode_request(data)
+        except MalformedPacket as exc:
+            entry["answer"] = f"ignored: {exc}"
+            return None
+        epoch = self.epoch
+        if isinstance(request, pcp.OtherRequest):
+            entry.update(version=request.version, op=request.op)
+            if request.version != pcp.VERSION:
+                return pcp.encode_response(request.op, pcp.RESULT_UNSUPP_VERSION, 0, epoch)
+            return pcp.encode_response(request.op, 4, 0, epoch)  # UNSUPP_OPCODE (PEER among them)
+        mismatch = pcp.ipv4_of(request.client_address) != client
+        if isinstance(request, pcp.AnnounceRequest):
+            entry.update(version=pcp.VERSION, op=pcp.OP_ANNOUNCE)
+            forced = self._take_fault("result", "public", "pcp")
+            result = forced.params["code"] if forced else pcp.RESULT_ADDRESS_MISMATCH if mismatch else pcp.RESULT_SUCCESS
+            return pcp.encode_response(pcp.OP_ANNOUNCE, result, 0, epoch)
+        entry.update(version=pcp.VERSION, op=pcp.OP_MAP, protocol=request.protocol, internal_port=request.internal_port,
+                     external_port=request.external_port, lifetime=request.lifetime, nonce=request.nonce.hex())
+        return self._pcp_map(request, client, epoch, mismatch)
+
+    def _pcp_map(self, request: pcp.MapRequest, client: str, epoch: int, mismatch: bool) -> bytes:
+        nonce = request.nonce.hex()
+
+        def reply(result: int, lifetime: int = 0, external: int = request.external_port, address: str = "::") -> bytes:
+            return pcp.encode_map_response(result, lifetime, epoch, request.nonce, request.protocol_number,
+                                           request.internal_port, external, address)
+
+        public = self.public_address
+        forced = self._take_fault("result", "map", "pcp")
+        if forced:
+            return reply(forced.params["code"])
+        if mismatch:
+            return reply(pcp.RESULT_ADDRESS_MISMATCH)
+        internal, protocol = request.internal_port, request.protocol
+        if request.lifetime == 0 and internal == 0:  # every mapping of this nonce (protocol 0: of any protocol)
+            for key in [k for k, m in self.table.items()
+                        if k[0] == client and m.nonce == nonce and (not request.protocol_number or k[1] == protocol)]:
+                del self.table[key]
+            return reply(pcp.RESULT_SUCCESS, address=public)
+        if not protocol:
+            return reply(9)  # UNSUPP_PROTOCOL
+        if internal == 0:
+            return reply(3)  # MALFORMED_REQUEST: internal port 0 only deletes
+        key = (client, protocol, internal)
+        existing = self.table.get(key)
+        if existing is not None and existing.nonce and existing.nonce != nonce:
+            return reply(pcp.RESULT_NOT_AUTHORIZED, external=existing.external_port, address=public)
+        if request.lifetime == 0:
+            self.table.pop(key, None)
+            return reply(pcp.RESULT_SUCCESS, external=existing.external_port if existing else request.external_port,
+                         address=public)
+        if not self._authorized(client, internal):
+            return reply(pcp.RESULT_NOT_AUTHORIZED)
+        lifetime = min(request.lifetime, self.lifetime_cap)
+        if existing is not None:
+            existing.lifetime, existing.expires = lifetime, time.monotonic() + lifetime
+            existing.method, existing.nonce = "pcp", nonce
+            return reply(pcp.RESULT_SUCCESS, lifetime, existing.external_port, public)
+        if len(self.table) >= self.max_mappings:
+            return reply(8)  # NO_RESOURCES
+        external = self._free_port(protocol, request.external_port or internal, key)
+        if external is None:
+            return reply(8)
+        self.table[key] = Mapping(client, protocol, internal, external, lifetime, time.monotonic() + lifetime, "pcp", nonce)
+        return reply(pcp.RESULT_SUCCESS, lifetime, external, public)
+
     # ------------------------------------------------------------------ faults
 
-    def _take_fault(self, kind: str, op: Optional[str] = None) -> Optional[Fault]:
+    def _take_fault(self, kind: str, op: Optional[str] = None, method: Optional[str] = None) -> Optional[Fault]:
         for fault in self.faults:
             if fault.kind != kind or (op and fault.ops and op not in fault.ops):
+                continue
+            if method and fault.methods and method not in fault.methods:
                 continue
             if fault.probability < 1.0 and self.random.random() >= fault.probability:
                 return None
@@ -376,32 +481,37 @@ class SimulatedGateway:
 
     def _deliver(self, destination: Address, reply: bytes, entry: Dict[str, Any]) -> None:
         entry["answer"] = reply.hex()
-        if self._take_fault("drop"):
+        method = entry.get("method")
+
+        def take(kind: str) -> Optional[Fault]:
+            return self._take_fault(kind, None, method)
+
+        if take("drop"):
             entry["fault"] = "drop"
             return
-        bad = self._take_fault("truncate")
+        bad = take("truncate")
         if bad:
             entry["fault"] = "truncate"
             self._send(destination, reply[: int(bad.params.get("length", 4))])
             if not bad.params.get("then_correct", False):
                 return
-        bad = self._take_fault("malformed")
+        bad = take("malformed")
         if bad:
             entry["fault"] = "malformed"
             self._send(destination, malform(reply, bad.params.get("how", "version")))
             if not bad.params.get("then_correct", False):
                 return
-        wrong = self._take_fault("wrong_source")
+        wrong = take("wrong_source")
         if wrong:
             entry["fault"] = "wrong_source"
             self._send_from_elsewhere(destination, reply, wrong.params)
         held, self._held = self._held, []
-        late = self._take_fault("late")
+        late = take("late")
         if late:
             entry["fault"] = "late"
             self._held.append((destination, reply))
             return
-        delay = self._take_fault("delay")
+        delay = take("delay")
 
         def send_all() -> None:
             self._send(destination, reply)
@@ -431,25 +541,43 @@ class SimulatedGateway:
 
     # ------------------------------------------------------------------ announcements
 
+    def _stop_announcing(self) -> None:
+        if self._announcing:
+            self._timers = [item for item in self._timers if item[1] not in self._announcing]
+            self._announcing = []
+        if self._announcer is not None:
+            self._announcer.close()
+            self._announcer = None
+
     def _announce(self) -> None:
+        """Announce a (re)start; a reboot cancels the announcements of the previous start."""
+        self._stop_announcing()
         if self.announce_mode == "off":
             return
-        data = wire.encode_announcement(self.epoch, self.public_address)
+        datagrams = []
+        if self.speaks != "pcp":
+            datagrams.append(wire.encode_announcement(self.epoch, self.public_address))
+        if self.speaks in ("both", "pcp"):
+            datagrams.append(pcp.encode_announcement(self.epoch))  # RFC 6887 section 14.1.3
         if self.announce_mode == "loopback":
             destination: Address = ("127.0.0.1", wire.CLIENT_PORT)
         else:
             destination = (wire.ANNOUNCE_GROUP, wire.CLIENT_PORT)
-        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender = self._announcer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         if self.announce_mode == "multicast":
             sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
             sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(self.address))
         # RFC 6886 3.2.1: up to 10 times, 250 ms apart, doubling.
         at, wait = time.monotonic(), 0.25
         for _send in range(10):
-            self._timers.append((at, lambda s=sender: self._send(destination, data, s)))
+            for data in datagrams:
+                action = (lambda s=sender, d=data: self._send(destination, d, s))
+                self._announcing.append(action)
+                self._timers.append((at, action))
             at += wait
             wait *= 2
-        self._timers.append((at, sender.close))
+        self._announcing.append(self._stop_announcing)
+        self._timers.append((at, self._stop_announcing))
 
     # ------------------------------------------------------------------ control channel
 
@@ -513,22 +641,25 @@ class SimulatedGateway:
             return {"epoch": self.epoch, "public_address": self.public_address, "mappings": len(self.table),
                     "requests": self.requests, "replies": self.replies, "lifetime_cap": self.lifetime_cap,
                     "max_mappings": self.max_mappings, "unsupported_version": self.unsupported_version,
+                    "speaks": self.speaks,
                     "rules": [r.view() for r in self.rules],
                     "faults": [{"kind": f.kind, "count": f.count, "probability": f.probability,
-                                "ops": f.ops, **f.params} for f in self.faults]}
+                                "ops": f.ops, "methods": f.methods, **f.params} for f in self.faults]}
         if name == "reboot":
             self.reboot()
             return {"epoch": self.epoch}
         if name == "set":
             if "epoch" in command:  # as if the gateway had been up this long (tests age ledgers)
                 self.started = time.monotonic() - int(command["epoch"])
-            for key in ("public_address", "lifetime_cap", "max_mappings", "unsupported_version"):
+            for key in ("public_address", "lifetime_cap", "max_mappings", "unsupported_version", "speaks"):
                 if key in command:
                     value = command[key]
                     if key == "public_address":
                         value = str(ipaddress.IPv4Address(value))
                     elif key == "unsupported_version" and value not in ("reply", "silent"):
                         raise ValueError("unsupported_version must be reply or silent")
+                    elif key == "speaks" and value not in SPEAKS:
+                        raise ValueError(f"speaks must be one of {', '.join(SPEAKS)}")
                     elif key in ("lifetime_cap", "max_mappings"):
                         value = int(value)
                     setattr(self, key, value)
@@ -540,7 +671,9 @@ class SimulatedGateway:
                 raise ValueError("protocol must be tcp or udp")
             key = (client, protocol, int(command["internal_port"]))
             lifetime = int(command.get("lifetime", 3600))
-            self.table[key] = Mapping(client, protocol, key[2], int(command["external_port"]), lifetime, now + lifetime)
+            nonce = str(command.get("nonce", ""))
+            self.table[key] = Mapping(client, protocol, key[2], int(command["external_port"]), lifetime, now + lifetime,
+                                      "pcp" if nonce else "natpmp", nonce)
             return {"mappings": len(self.table)}
         if name == "rules":
             self.rules = [Rule.parse(r) for r in command.get("rules", [])]
@@ -558,10 +691,12 @@ class SimulatedGateway:
                 raise ValueError("fault kind result needs an integer code")
             if "seed" in command:
                 self.random.seed(command["seed"])
-            params = {k: v for k, v in command.items() if k not in ("cmd", "kind", "count", "probability", "seed", "ops")}
+            params = {k: v for k, v in command.items()
+                      if k not in ("cmd", "kind", "count", "probability", "seed", "ops", "methods")}
             count = command.get("count")
             self.faults.append(Fault(kind, None if count is None else int(count),
-                                     float(command.get("probability", 1.0)), params, command.get("ops")))
+                                     float(command.get("probability", 1.0)), params, command.get("ops"),
+                                     command.get("methods")))
             return {"faults": len(self.faults)}
         if name == "clear_faults":
             self.faults = []
@@ -576,12 +711,16 @@ def malform(reply: bytes, how: str) -> bytes:
         return bytes([1]) + reply[1:]
     if how == "opcode":
         return reply[:1] + bytes([(reply[1] + 1) & 0xFF]) + reply[2:]
-    if how == "port":
-        return reply[:8] + bytes([reply[8] ^ 0xFF]) + reply[9:] if len(reply) >= 16 else reply
+    pcp_reply = reply[:1] == bytes([pcp.VERSION])
+    if how == "port":  # the internal port's high byte
+        at = 40 if pcp_reply else 8
+        return reply[:at] + bytes([reply[at] ^ 0xFF]) + reply[at + 1:] if len(reply) >= at + 2 else reply
+    if how == "nonce" and pcp_reply and len(reply) >= pcp.MAP_LENGTH:
+        return reply[:24] + bytes([reply[24] ^ 0xFF]) + reply[25:]
     if how == "garbage":
         return bytes(range(len(reply)))
-    if how == "long":
-        return reply + b"\x00\x00\x00\x00"
+    if how == "long":  # NAT-PMP: 4 bytes too many; PCP: no longer a multiple of 4
+        return reply + (b"\x00\x00" if pcp_reply else b"\x00\x00\x00\x00")
     raise ValueError(f"unknown malformation {how!r}")
 
 
@@ -640,7 +779,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             status |= 0 if answer.get("ok") else 1
         return status
     parser = argparse.ArgumentParser(
-        description="Simulated NAT-PMP gateway (RFC 6886) with a JSON control channel and fault injection. "
+        description="Simulated NAT-PMP (RFC 6886) and PCP (RFC 6887) gateway with a JSON control channel and "
+        "fault injection. "
         "Use 'gateway.py ctl SOCKET JSON...' to send control commands.")
     parser.add_argument("--listen", default="127.0.0.1:5351", help="ADDRESS:PORT to serve (default 127.0.0.1:5351)")
     parser.add_argument("--control", help="path of the Unix control socket")
@@ -653,12 +793,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="announcements on start and reboot: off, to 127.0.0.1:5350, or to 224.0.0.1:5350 "
                         "(multicast only inside a network namespace other than the initial one)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault injection's random numbers")
+    parser.add_argument("--speaks", choices=SPEAKS, default="both",
+                        help="protocols answered: both (default), natpmp, pcp, or drop-pcp (NAT-PMP only, PCP dropped)")
     parser.add_argument("--ready-file", help="file written once the gateway listens")
     args = parser.parse_args(argv)
     address, port = _parse_listen(args.listen)
     try:
         gateway = SimulatedGateway(address, port, args.control, args.public_address, args.lifetime_cap,
-                                   args.max_mappings, args.unsupported_version, args.announce, args.seed)
+                                   args.max_mappings, args.unsupported_version, args.announce, args.seed, args.speaks)
         gateway.bind()
     except (OSError, ValueError) as exc:
         print(f"gateway.py: {exc}", file=sys.stderr)

@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any, Callable, List, Optional, Sequence
 
-from .client import DEFAULT_LIFETIME, PROTOCOLS, Client
+from .client import AUTO, DEFAULT_LIFETIME, METHODS, PROTOCOLS, Client
 from .errors import PortmapError
 from .ledger import DEFAULT_PATH, Ledger
 from .lock import HostLock, default_lock_path
@@ -63,18 +63,21 @@ class Logger:
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog=PROG,
-        description="Open, renew and inspect port mappings on the NAT gateway with NAT-PMP (RFC 6886).",
+        description="Open, renew and inspect port mappings on the NAT gateway with PCP (RFC 6887) or "
+                    "NAT-PMP (RFC 6886).",
         epilog="Exit codes: 0 success, 1 a request or renewal failed, 2 bad usage, 3 the on-change hook failed.")
     main.add_argument("--gateway", help="the gateway's IPv4 address (default: the default route's router)")
     main.add_argument("--port", type=int, default=DEFAULT_PORT, help=argparse.SUPPRESS)
     main.add_argument("--source-address", help="local address to send from (VPN, policy routing)")
+    main.add_argument("--method", choices=METHODS, default=AUTO,
+                      help="protocol: auto (PCP, falling back to NAT-PMP; the default), pcp, or natpmp")
     main.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                       help=f"deadline of each request, seconds (default {DEFAULT_TIMEOUT:g})")
     main.add_argument("--ledger", default=DEFAULT_PATH, help=f"the ledger file (default {DEFAULT_PATH})")
     main.add_argument("--lock", default=None, help=f"the per-host lock file (default {default_lock_path()})")
     sub = main.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    sub.add_parser("public", help="print the gateway's public address and epoch")
+    sub.add_parser("public", help="print the gateway's public address, epoch and the protocols it speaks")
 
     mapping = sub.add_parser("map", help="create or renew a mapping and record it in the ledger")
     mapping.add_argument("protocol", choices=PROTOCOLS + ("both",))
@@ -103,7 +106,7 @@ def parser() -> argparse.ArgumentParser:
 def _client_factory(args: argparse.Namespace, lock: HostLock) -> Callable[..., Client]:
     def make(gateway: Optional[str] = None, epoch: Any = None) -> Client:
         return Client(gateway or args.gateway, port=args.port, timeout=args.timeout,
-                      source_address=args.source_address, lock=lock, epoch=epoch)
+                      source_address=args.source_address, lock=lock, epoch=epoch, method=args.method)
     return make
 
 
@@ -111,13 +114,15 @@ def _print_mappings(rows: List[dict]) -> None:
     if not rows:
         say("no mappings in the ledger")
         return
-    say(f"{'gateway':<16} {'proto':<5} {'internal':>8} {'public endpoint':<22} {'time left':>10}  last result")
+    say(f"{'gateway':<16} {'method':<6} {'proto':<5} {'internal':>8} {'public endpoint':<22} {'time left':>10}  "
+        "last result")
     for row in rows:
         last = row["last_renewal"]
         result = "-" if last is None else ("ok" if last["ok"] else f"FAILED: {last['error']}")
         endpoint = f"{row['public_address'] or '?'}:{row['external_port']}"
         left = "expired" if row["expired"] else f"{row['time_left']:.0f} s"
-        say(f"{row['gateway']:<16} {row['protocol']:<5} {row['internal_port']:>8} {endpoint:<22} {left:>10}  {result}")
+        say(f"{row['gateway']:<16} {row['method']:<6} {row['protocol']:<5} {row['internal_port']:>8} {endpoint:<22} "
+            f"{left:>10}  {result}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,8 +137,12 @@ def run(args: argparse.Namespace) -> int:
             _print_mappings(rows)
         return EXIT_OK
     if args.command == "public":
-        public = make_client().public_address()
-        say(f"public address {public.address} (gateway {public.gateway}, epoch {public.epoch})")
+        facts = Manager(ledger, make_client()).info()
+        if not facts["answers"]:
+            raise PortmapError(facts["error"])
+        say(f"public address {facts['public_address'] or 'unknown (PCP tells it with a mapping)'} "
+            f"(gateway {facts['gateway']}, epoch {facts['epoch']}, speaks "
+            f"{', '.join(m for m in ('pcp', 'natpmp') if facts['speaks'][m] is True)})")
         return EXIT_OK
     if args.command == "renew":
         log = Logger(args.log)

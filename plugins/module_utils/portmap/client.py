@@ -2,34 +2,62 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The client: operations on a gateway, and what we know of the gateway's state.
 
-The protocol spoken is a wire-format module (``wire_natpmp`` now); every
-operation builds a Pending request there, runs it through the transport under the
-per-host lock, observes the reply's epoch and turns error results into exceptions.
-What the gateway granted is returned, never what was asked.
+Two wire formats sit under it: NAT-PMP (``wire_natpmp``) and PCP (``wire_pcp``).
+Every operation builds a Pending request in the protocol spoken, runs it through the
+transport under the per-host lock, observes the reply's epoch and turns error
+results into exceptions.  What the gateway granted is returned, never what was asked.
+
+``method="auto"`` tries PCP first and falls back to NAT-PMP when the gateway answers
+"unsupported version" in either protocol's form, or when PCP gets no answer within
+a share of the deadline (some gateways drop what they do not speak); both attempts
+fit in the one deadline.  The outcome is kept for this client's life only: the next
+run asks again (RFC 6886 section 1.1), so a gateway that learns PCP is used with it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
-from . import wire_natpmp
+from . import wire_natpmp, wire_pcp
 from .discovery import discover_gateway
-from .epoch import EpochObservation, gateway_lost_state
+from .epoch import EpochObservation, lost_state
+from .errors import GatewayTimeout, PortmapError, UnsupportedVersion
 from .lock import HostLock
 from .transport import DEFAULT_PORT, DEFAULT_TIMEOUT, Channel, Transport
 
 PROTOCOLS = ("tcp", "udp")
 DEFAULT_LIFETIME = 7200  # RFC 6886 section 3.3 recommends two hours
 MAX_LIFETIME = wire_natpmp.MAX_LIFETIME
-METHODS = {wire_natpmp.METHOD: wire_natpmp}
+NATPMP = wire_natpmp.METHOD
+PCP = wire_pcp.METHOD
+AUTO = "auto"
+METHODS = (AUTO, PCP, NATPMP)
+WIRES = {PCP: wire_pcp, NATPMP: wire_natpmp}
+PCP_SHARE = 1 / 3  # of the deadline, for PCP's first try under "auto"
+NAMES = {PCP: "PCP", NATPMP: "NAT-PMP"}
+
+
+@dataclass(frozen=True)
+class VersionRefused:
+    """The gateway answered "unsupported version": it speaks at most ``version``."""
+
+    version: int
+    epoch: int = 0
 
 
 @dataclass(frozen=True)
 class PublicAddress:
+    """The gateway's answer to the read-only request (NAT-PMP op 0, or PCP ANNOUNCE).
+
+    A PCP ANNOUNCE carries no address: ``address`` is then the one a MAP of this
+    client reported, or None.
+    """
+
     gateway: str
-    address: str
+    address: Optional[str]
     epoch: int
     method: str
     rebooted: bool
@@ -50,7 +78,8 @@ class Mapping:
     epoch: int
     method: str
     rebooted: bool
-    nonce: str = ""
+    nonce: str = ""  # PCP: the mapping's nonce, hex; reuse it to renew or delete the mapping
+    public_address: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -79,7 +108,9 @@ class Client:
 
     ``epoch`` seeds the last epoch observation (e.g. from the ledger), so a gateway
     that lost its state since another process talked to it is noticed: after any
-    operation, ``rebooted`` tells whether a reply showed that.
+    operation, ``rebooted`` tells whether a reply showed that.  ``method`` is
+    ``auto``, ``pcp`` or ``natpmp``; after the first exchange ``method`` is the
+    protocol in use.
     """
 
     def __init__(
@@ -92,16 +123,17 @@ class Client:
         lock: Optional[HostLock] = None,
         lock_path: Optional[str] = None,
         epoch: Optional[EpochObservation] = None,
-        method: str = wire_natpmp.METHOD,
+        method: str = NATPMP,
         wallclock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
         channel_factory: Optional[Callable[[], Channel]] = None,
+        nonce_factory: Callable[[], bytes] = lambda: os.urandom(wire_pcp.NONCE_LENGTH),
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         self.gateway, self.found_in = discover_gateway(gateway)
-        self.method = method
-        self.wire = METHODS[method]
+        self.requested_method = method
+        self.method: Optional[str] = None if method == AUTO else method
         self.transport = Transport(
             self.gateway,
             port=port,
@@ -114,64 +146,203 @@ class Client:
         self.epoch = epoch
         self.rebooted = False
         self.public_address_seen: Optional[str] = None
+        self.attempts: List[Dict[str, Any]] = []  # per protocol tried: method, outcome, seconds
         self._wallclock = wallclock
+        self._clock = clock
+        self._nonce_factory = nonce_factory
 
     # ------------------------------------------------------------------ internals
 
-    def _observe(self, epoch: int) -> bool:
+    def lost_since(self, previous: Optional[EpochObservation]) -> bool:
+        """Whether the gateway lost its state since ``previous`` (by the current epoch)."""
+        if previous is None or self.epoch is None:
+            return False
+        return lost_state(previous, self.epoch, self.method or NATPMP)
+
+    def _observe(self, epoch: int, method: str) -> bool:
         observation = EpochObservation(epoch, self._wallclock())
-        lost = gateway_lost_state(self.epoch, observation)
+        lost = lost_state(self.epoch, observation, method)
         self.epoch = observation
         if lost:
             self.rebooted = True
         return lost
 
-    def _exchange(self, pending: Any) -> Any:
-        with self.lock:
-            reply = self.transport.exchange(pending.data, pending.match, pending.describe)
-        lost = self._observe(reply.epoch)
-        error = pending.error(reply, self.transport.where)
-        if error is not None:
-            raise error
-        return reply, lost
+    @staticmethod
+    def _parse(pending: Any) -> Callable[[bytes], Any]:
+        def parse(datagram: bytes) -> Any:
+            version = wire_pcp.unsupported_version_answer(datagram)
+            if version is not None:
+                return VersionRefused(version)
+            return pending.match(datagram)
+
+        return parse
+
+    def _failed(self, method: str) -> bool:
+        """Whether ``method`` went unanswered or was refused earlier in this client's life."""
+        return any(a["method"] == method and a["outcome"] != "answered" for a in self.attempts)
+
+    def _candidates(self, prefer: Optional[str]) -> List[str]:
+        if self.requested_method != AUTO:
+            return [self.requested_method]
+        if prefer in WIRES and not self._failed(prefer):
+            return [prefer] + [m for m in (PCP, NATPMP) if m != prefer]
+        if self.method is not None:
+            return [self.method]
+        return [PCP, NATPMP]
+
+    def _exchange(self, build: Callable[[str], Any], prefer: Optional[str] = None,
+                  candidates: Optional[List[str]] = None, budget: Optional[float] = None) -> Any:
+        """Run the request ``build(method)`` makes; with ``auto``, PCP then NAT-PMP within the deadline."""
+        candidates = candidates or self._candidates(prefer)
+        start = self._clock()
+        budget = self.transport.timeout if budget is None else budget
+        timeouts: List[str] = []
+        refused: List[str] = []
+        for index, method in enumerate(candidates):
+            last = index == len(candidates) - 1
+            share = budget - (self._clock() - start) if last else budget * PCP_SHARE
+            pending = build(method)
+            began = self._clock()
+            try:
+                with self.lock:
+                    reply = self.transport.exchange(pending.encode, self._parse(pending),
+                                                    f"{NAMES[method]} {pending.describe}", timeout=max(share, 1e-3))
+            except GatewayTimeout as exc:
+                self.attempts.append({"method": method, "outcome": "no answer", "seconds": self._clock() - began})
+                timeouts.append(str(exc))
+                if last:
+                    raise GatewayTimeout("; ".join(timeouts)) from None
+                continue
+            if isinstance(reply, VersionRefused):
+                self.attempts.append({"method": method, "outcome": f"unsupported version (speaks {reply.version})",
+                                      "seconds": self._clock() - began})
+                refused.append(f"{NAMES[method]} (it speaks version {reply.version})")
+                if last:
+                    raise UnsupportedVersion(method, 1, "UNSUPPORTED_VERSION" if method == NATPMP else "UNSUPP_VERSION",
+                                             "".join(f"{t}; " for t in timeouts) + f"gateway {self.transport.where} "
+                                             "does not speak " + " nor ".join(refused))
+                continue
+            self.attempts.append({"method": method, "outcome": "answered", "seconds": self._clock() - began})
+            if self.method is None or not prefer:
+                self.method = method  # a detour to the protocol a mapping was made with does not decide
+            lost = self._observe(reply.epoch, method)
+            error = pending.error(reply, self.transport.where)
+            if error is not None:
+                raise error
+            return reply, lost
+        raise PortmapError("no protocol to try")  # not reached: candidates is never empty
+
+    @staticmethod
+    def _public_request(method: str) -> Any:
+        return wire_pcp.announce_request() if method == PCP else wire_natpmp.public_address_request()
 
     # ------------------------------------------------------------------ operations
 
     def public_address(self) -> PublicAddress:
-        reply, lost = self._exchange(self.wire.public_address_request())
-        self.public_address_seen = reply.public_address
-        return PublicAddress(self.gateway, reply.public_address, reply.epoch, self.method, lost)
+        """NAT-PMP: the public address request; PCP: ANNOUNCE (epoch only, no address)."""
+
+        reply, lost = self._exchange(self._public_request)
+        if self.method == NATPMP:
+            self.public_address_seen = reply.public_address
+        return PublicAddress(self.gateway, self.public_address_seen, reply.epoch, self.method or NATPMP, lost)
 
     def map(
-        self, protocol: str, internal_port: int, external_port: Optional[int] = None, lifetime: int = DEFAULT_LIFETIME
+        self, protocol: str, internal_port: int, external_port: Optional[int] = None, lifetime: int = DEFAULT_LIFETIME,
+        nonce: str = "", made_with: str = "",
     ) -> Mapping:
-        """Create or renew a mapping; ``external_port`` is a suggestion (0: any)."""
+        """Create or renew a mapping; ``external_port`` is a suggestion (0: any).
+
+        ``nonce`` (PCP, hex) renews the mapping made with it; a new one is drawn when
+        empty.  ``made_with`` is the protocol an existing mapping was made with: under
+        ``auto``, when this run speaks the other one (the gateway learnt PCP, or
+        forgot it), the old mapping is deleted with its own protocol first, so the
+        gateway does not keep two.
+        """
         check_protocol(protocol)
         check_port("internal_port", internal_port)
         external_port = internal_port if external_port is None else check_port("external_port", external_port, 0)
         check_lifetime(lifetime)
-        return self._mapping(self.wire.map_request(protocol, internal_port, external_port, lifetime), protocol)
+        if self.requested_method == AUTO and self.method and made_with in WIRES and made_with != self.method:
+            if not self._failed(made_with):
+                try:
+                    self._mapping(protocol, internal_port, 0, 0, nonce if made_with == PCP else "", made_with)
+                except PortmapError:
+                    pass  # best effort: the old mapping lapses at its expiry anyway
+            nonce = ""
+        return self._mapping(protocol, internal_port, external_port, lifetime, nonce, None)
 
-    def delete(self, protocol: str, internal_port: int) -> Mapping:
-        """Delete this host's mapping of ``internal_port`` (lifetime 0, suggested port 0)."""
+    def delete(self, protocol: str, internal_port: int, nonce: str = "", method: Optional[str] = None) -> Mapping:
+        """Delete this host's mapping of ``internal_port`` (lifetime 0; NAT-PMP: suggested port 0).
+
+        PCP deletes only with the nonce the mapping was made with.  ``method``, the
+        protocol the mapping was made with, is tried first under ``auto``.
+        """
         check_protocol(protocol)
         check_port("internal_port", internal_port)
-        return self._mapping(self.wire.map_request(protocol, internal_port, 0, 0), protocol)
+        return self._mapping(protocol, internal_port, 0, 0, nonce, method)
 
-    def delete_all(self, protocol: str) -> Mapping:
-        """Delete every mapping of this host for ``protocol`` (internal port 0, lifetime 0)."""
+    def delete_all(self, protocol: str, nonce: str = "") -> Mapping:
+        """Delete every mapping of this host for ``protocol`` (internal port 0, lifetime 0).
+
+        Under PCP only the mappings made with ``nonce`` go.
+        """
         check_protocol(protocol)
-        return self._mapping(self.wire.map_request(protocol, 0, 0, 0), protocol)
+        return self._mapping(protocol, 0, 0, 0, nonce, None)
 
-    def _mapping(self, pending: Any, protocol: str) -> Mapping:
-        reply, lost = self._exchange(pending)
+    def _mapping(self, protocol: str, internal_port: int, external_port: int, lifetime: int, nonce: str,
+                 prefer: Optional[str]) -> Mapping:
+        pcp_nonce = wire_pcp.nonce_from_hex(nonce) if nonce else self._nonce_factory()
+
+        def build(method: str) -> Any:
+            if method == PCP:
+                return wire_pcp.map_request(protocol, internal_port, external_port, lifetime, pcp_nonce)
+            return wire_natpmp.map_request(protocol, internal_port, external_port, lifetime)
+
+        reply, lost = self._exchange(build, prefer)
+        public_address = self.public_address_seen
+        used_nonce = ""
+        if self.method == PCP:
+            used_nonce = pcp_nonce.hex()
+            if reply.public_address:
+                public_address = self.public_address_seen = reply.public_address
         return Mapping(
             gateway=self.gateway,
             protocol=protocol,
             internal_port=reply.internal_port,
-            external_port=reply.external_port,
+            external_port=reply.external_port if lifetime else 0,
             lifetime=reply.lifetime,
             epoch=reply.epoch,
-            method=self.method,
+            method=self.method or NATPMP,
             rebooted=lost,
+            nonce=used_nonce,
+            public_address=public_address,
         )
+
+    def probe(self) -> Dict[str, Any]:
+        """What the gateway speaks, read-only: PCP ANNOUNCE and the NAT-PMP public address request.
+
+        Under ``auto`` both are asked (PCP within its share of the deadline, NAT-PMP
+        within the rest) and PCP is then the method in use if it answered; a forced
+        method asks only its own.  Returns per method None (not asked), True, or the
+        error text; and ``speaks``, the methods that answered.
+        """
+        methods = [self.method] if self.method else [PCP, NATPMP]
+        found: Dict[str, Any] = {PCP: None, NATPMP: None}
+        start = self._clock()
+        speaks: List[str] = []
+        for index, method in enumerate(methods):
+            last = index == len(methods) - 1
+            budget = self.transport.timeout
+            share = budget - (self._clock() - start) if last else budget * PCP_SHARE
+            try:
+                reply, _lost = self._exchange(self._public_request, candidates=[method], budget=share)
+            except PortmapError as exc:
+                found[method] = str(exc)
+                continue
+            found[method] = True
+            speaks.append(method)
+            if method == NATPMP:
+                self.public_address_seen = reply.public_address
+        self.method = speaks[0] if speaks else (None if self.requested_method == AUTO else self.requested_method)
+        found["speaks"] = speaks
+        return found

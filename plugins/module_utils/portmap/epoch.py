@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+NATPMP = "natpmp"
+PCP = "pcp"
+
 
 @dataclass(frozen=True)
 class EpochObservation:
@@ -43,3 +46,29 @@ def gateway_lost_state(previous: Optional[EpochObservation], current: EpochObser
     client_elapsed = max(0.0, current.seen_at - previous.seen_at)
     gateway_elapsed = current.epoch - previous.epoch
     return gateway_elapsed < client_elapsed * 7 / 8 - 2
+
+
+def pcp_lost_state(previous: Optional[EpochObservation], current: EpochObservation) -> bool:
+    """The same question under RFC 6887 section 8.5, PCP's rule.
+
+    An epoch that went back by more than one second is invalid (up to one second is
+    allowed for reordered replies).  Otherwise, with client_delta the client's and
+    server_delta the server's elapsed time, the epoch is invalid when
+    client_delta + 2 < server_delta - server_delta / 16, or
+    server_delta + 2 < client_delta - client_delta / 16.  An invalid epoch means the
+    server's state cannot be trusted: every mapping is renewed.
+    """
+    if previous is None:
+        return False
+    if current.epoch + 1 < previous.epoch:
+        return True
+    client_delta = max(0.0, current.seen_at - previous.seen_at)
+    server_delta = current.epoch - previous.epoch
+    return client_delta + 2 < server_delta - server_delta / 16 or server_delta + 2 < client_delta - client_delta / 16
+
+
+def lost_state(previous: Optional[EpochObservation], current: EpochObservation, method: str) -> bool:
+    """The epoch check of the protocol ``method`` (``natpmp`` or ``pcp``) that observed ``current``."""
+    if method == PCP:
+        return pcp_lost_state(previous, current)
+    return gateway_lost_state(previous, current)

@@ -52,23 +52,55 @@ class ResultCodeError(PortmapError):
 
 
 class UnsupportedVersion(ResultCodeError):
-    """Result 1: the gateway does not speak this protocol version."""
+    """Result 1 in both protocols: the gateway does not speak this protocol version."""
 
 
 class NotAuthorized(ResultCodeError):
-    """Result 2: the gateway refuses the request (NAT-PMP "Not Authorized/Refused")."""
+    """Result 2 in both protocols: the gateway refuses the request (NAT-PMP "Not Authorized/Refused")."""
 
 
 class NetworkFailure(ResultCodeError):
-    """NAT-PMP result 3: the gateway has no public address (e.g. not connected)."""
+    """NAT-PMP result 3, PCP result 7 NETWORK_FAILURE: the gateway has no working public side."""
 
 
 class OutOfResources(ResultCodeError):
-    """NAT-PMP result 4: no more mappings (table full, or no free port)."""
+    """NAT-PMP result 4, PCP result 8 NO_RESOURCES: no more mappings (table full, or no free port)."""
 
 
 class UnsupportedOpcode(ResultCodeError):
-    """NAT-PMP result 5: the gateway does not know the request's opcode."""
+    """NAT-PMP result 5, PCP result 4 UNSUPP_OPCODE: the gateway does not know the request's opcode."""
+
+
+class MalformedRequest(ResultCodeError):
+    """PCP result 3 MALFORMED_REQUEST: the gateway could not parse the request."""
+
+
+class UnsupportedOption(ResultCodeError):
+    """PCP result 5 UNSUPP_OPTION: a mandatory option the gateway does not support."""
+
+
+class MalformedOption(ResultCodeError):
+    """PCP result 6 MALFORMED_OPTION: an option the gateway could not parse."""
+
+
+class UnsupportedProtocol(ResultCodeError):
+    """PCP result 9 UNSUPP_PROTOCOL: the gateway does not map this transport protocol."""
+
+
+class UserQuotaExceeded(ResultCodeError):
+    """PCP result 10 USER_EX_QUOTA: this host has as many mappings as the gateway allows it."""
+
+
+class CannotProvideExternal(ResultCodeError):
+    """PCP result 11 CANNOT_PROVIDE_EXTERNAL: the suggested external address or port cannot be had."""
+
+
+class AddressMismatch(ResultCodeError):
+    """PCP result 12 ADDRESS_MISMATCH: the address inside the request is not the one it came from."""
+
+
+class ExcessiveRemotePeers(ResultCodeError):
+    """PCP result 13 EXCESSIVE_REMOTE_PEERS: too many remote peers (PEER, FILTER)."""
 
 
 class UnknownResultCode(ResultCodeError):

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client, Mapping
-from .epoch import gateway_lost_state
 from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
 from .ledger import DEFAULT_PATH, Entry, Ledger, LedgerData, LedgerError, Renewal
 
@@ -139,6 +138,8 @@ class Run:
     def finish(self, data: LedgerData) -> Dict[str, Any]:
         gateway = self.client.gateway
         after = sorted((view(e) for e in data.for_gateway(gateway)), key=_sort_key)
+        if self.public_address is None:  # PCP's ANNOUNCE tells no address: the last a MAP reported
+            self.public_address = next((e.public_address for e in data.for_gateway(gateway) if e.public_address), None)
         result = {
             "changed": self.changed,
             "gateway": gateway,
@@ -179,8 +180,7 @@ class Manager:
         """Whether the recorded mapping is gone from the gateway (or never was)."""
         if entry is None or entry.expired(now):
             return True
-        current = self.client.epoch
-        return entry.epoch is not None and current is not None and gateway_lost_state(entry.epoch, current)
+        return self.client.lost_since(entry.epoch)
 
     def _record(self, data: LedgerData, want: Desired, granted: Mapping, public_address: str) -> Entry:
         now = self.clock()
@@ -198,7 +198,7 @@ class Manager:
             epoch=self.client.epoch,
             method=granted.method,
             nonce=granted.nonce or (previous.nonce if previous else ""),
-            public_address=public_address or (previous.public_address if previous else ""),
+            public_address=granted.public_address or public_address or (previous.public_address if previous else ""),
             last_renewal=Renewal(now, True, ""),
         )
         data.put(entry)
@@ -272,7 +272,8 @@ class Manager:
             return
         key = (gateway, want.protocol, want.internal_port)
         try:
-            granted = self.client.map(want.protocol, want.internal_port, want.external_port, want.lifetime)
+            granted = self.client.map(want.protocol, want.internal_port, want.external_port, want.lifetime,
+                                      nonce=entry.nonce if entry else "", made_with=entry.method if entry else "")
         except (GatewayTimeout, GatewayUnreachable) as exc:
             self._note_failure(data, key, str(exc), self.clock())
             raise
@@ -283,8 +284,11 @@ class Manager:
         if granted.rebooted:
             lost = True  # the gateway rebooted since the previous request of this run
         port_moved = entry is not None and entry.external_port != granted.external_port
+        method_moved = entry is not None and entry.method != granted.method  # re-created with the other protocol
+        if granted.public_address:
+            run.public_address = granted.public_address
         if strict_port and want.external_port and granted.external_port != want.external_port:
-            self.client.delete(want.protocol, want.internal_port)
+            self.client.delete(want.protocol, want.internal_port, granted.nonce, granted.method)
             data.remove(*key)
             run.changed |= entry is not None
             run.failures.append(
@@ -294,7 +298,7 @@ class Manager:
             )
             return
         recorded = self._record(data, want, granted, run.public_address or "")
-        changed = lost or declared_change or port_moved
+        changed = lost or declared_change or port_moved or method_moved
         run.changed |= changed
         run.results.append(dict(describe(recorded, self.clock()), changed=changed, predicted=False))
 
@@ -313,7 +317,7 @@ class Manager:
         run.changed = True
         if not self.check_mode:
             try:
-                self.client.delete(entry.protocol, entry.internal_port)
+                self.client.delete(entry.protocol, entry.internal_port, entry.nonce, entry.method)
             except (GatewayTimeout, GatewayUnreachable) as exc:
                 self._note_failure(data, entry.key, str(exc), self.clock())
                 raise
@@ -327,32 +331,29 @@ class Manager:
     # -------------------------------------------------------------- info
 
     def info(self) -> Dict[str, Any]:
-        """Read-only facts; a gateway that does not answer is reported, not an error."""
+        """Read-only facts; a gateway that does not answer is reported, not an error.
+
+        Under ``auto`` both protocols are asked (PCP ANNOUNCE, NAT-PMP public address),
+        so the facts tell what the gateway speaks; ``method`` is what a change would use.
+        """
         data = self.ledger.load()
         if self.client.epoch is None:
             self.client.epoch = data.last_epoch(self.client.gateway)
-        facts: Dict[str, Any] = {
+        found = self.client.probe()
+        speaks = found["speaks"]
+        errors = [found[m] for m in ("pcp", "natpmp") if isinstance(found[m], str)]
+        public = self.client.public_address_seen or next(
+            (e.public_address for e in data.for_gateway(self.client.gateway) if e.public_address), None)
+        now = self.clock()
+        return {
             "gateway": self.client.gateway,
             "gateway_found_in": self.client.found_in,
-            "public_address": None,
-            "epoch": None,
-            "gateway_rebooted": False,
-            "answers": False,
-            "method": None,
-            "error": None,
+            "public_address": public if speaks else None,
+            "epoch": self.client.epoch.epoch if speaks and self.client.epoch else None,
+            "gateway_rebooted": self.client.rebooted,
+            "answers": bool(speaks),
+            "method": self.client.method if speaks else None,
+            "speaks": {"pcp": found["pcp"], "natpmp": found["natpmp"]},
+            "error": None if speaks else "; ".join(errors),
+            "mappings": [describe(e, now) for e in data.entries],
         }
-        try:
-            public = self.client.public_address()
-        except PortmapError as exc:
-            facts["error"] = str(exc)
-        else:
-            facts.update(
-                public_address=public.address,
-                epoch=public.epoch,
-                gateway_rebooted=self.client.rebooted,
-                answers=True,
-                method=public.method,
-            )
-        now = self.clock()
-        facts["mappings"] = [describe(e, now) for e in data.entries]
-        return facts

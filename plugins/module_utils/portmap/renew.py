@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The renewal job: keep every mapping of the ledger alive.
 
-At every run it asks each gateway for its public address (one request), whose epoch
+At every run it asks each gateway for its public address (one request; PCP: ANNOUNCE), whose epoch
 shows whether the gateway lost its mappings; then, one request at a time, it re-creates
 every mapping of a gateway that lost them, and renews each mapping with less than half
 of its granted lifetime left (every mapping with ``force``).  The ledger is updated under
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .client import Client
-from .epoch import EpochObservation, gateway_lost_state
+from .epoch import EpochObservation
 from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData, Renewal
 
@@ -85,7 +85,7 @@ class Renewer:
     def _due(self, entry: Entry, client: Client, now: float, force: bool) -> Optional[str]:
         if force:
             return "renewal asked for (--now)"
-        if client.rebooted or (entry.epoch and client.epoch and gateway_lost_state(entry.epoch, client.epoch)):
+        if client.rebooted or client.lost_since(entry.epoch):
             return "gateway lost its mappings"
         if entry.expired(now):
             return "expired"
@@ -115,17 +115,18 @@ class Renewer:
                 continue
             self._renew(entry, client, public.address, reason, report)
 
-    def _renew(self, entry: Entry, client: Client, public_address: str, reason: str, report: Report) -> None:
+    def _renew(self, entry: Entry, client: Client, public_address: Optional[str], reason: str, report: Report) -> None:
         what = f"{entry.protocol.upper()} internal port {entry.internal_port}"
         try:
             granted = client.map(entry.protocol, entry.internal_port, entry.requested_external_port,
-                                 entry.requested_lifetime)
+                                 entry.requested_lifetime, nonce=entry.nonce, made_with=entry.method)
         except PortmapError as exc:
             entry.last_renewal = Renewal(self.clock(), False, str(exc))
             report.failed += 1
             self.log(f"renewal of {what} on {entry.gateway} failed: {exc}")
             return
         now = self.clock()
+        public_address = granted.public_address or public_address or entry.public_address
         previous_port, previous_address = entry.external_port, entry.public_address
         entry.external_port = granted.external_port
         entry.lifetime = granted.lifetime
@@ -134,6 +135,7 @@ class Renewer:
         entry.epoch = client.epoch
         entry.public_address = public_address
         entry.method = granted.method
+        entry.nonce = granted.nonce
         entry.last_renewal = Renewal(now, True, "")
         report.renewed += 1
         self.log(f"renewed {what} on {entry.gateway} ({reason}): {public_address}:{granted.external_port} "

@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """UDP transport: one request, retransmitted on the RFC schedule until a reply fits.
 
-RFC 6886 section 3.1 (and RFC 6887 section 8.1.1): send, wait 250 ms, resend,
-doubling the wait each time.  The RFC gives up after 9 sends (about 128 s); we stop
-at an overall deadline the caller sets (3 s by default) instead.  An ICMP port
+RFC 6886 section 3.1: send, wait 250 ms, resend, doubling the wait each time.  The
+RFC gives up after 9 sends (about 128 s); we stop at an overall deadline the caller
+sets (3 s by default) instead.  PCP requests follow the same schedule: RFC 6887
+section 8.1.1's first wait of 3 s would leave one send within the default deadline.  An ICMP port
 unreachable (ECONNREFUSED on the connected socket) ends the exchange at once.
 
 The network is an interface (``Channel``): tests replace it and the clock, so the
@@ -16,7 +17,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
-from typing import Callable, List, Optional, Tuple, TypeVar
+from typing import Callable, List, Optional, Tuple, TypeVar, Union
 
 from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
 
@@ -34,6 +35,10 @@ class Channel:
 
     def send(self, data: bytes) -> None:
         raise NotImplementedError
+
+    def local_address(self) -> str:
+        """The address this channel sends from (PCP requests carry it)."""
+        return "0.0.0.0"
 
     def receive(self, timeout: float) -> Optional[Tuple[bytes, Address]]:
         """A datagram and its source, or None when ``timeout`` seconds passed.
@@ -63,6 +68,9 @@ class UdpChannel(Channel):
 
     def send(self, data: bytes) -> None:
         self.sock.send(data)
+
+    def local_address(self) -> str:
+        return str(self.sock.getsockname()[0])
 
     def receive(self, timeout: float) -> Optional[Tuple[bytes, Address]]:
         self.sock.settimeout(max(timeout, 0.0) or 1e-6)
@@ -113,11 +121,15 @@ class Transport:
     def where(self) -> str:
         return f"{self.gateway}:{self.port}"
 
-    def exchange(self, data: bytes, parse: Callable[[bytes], Optional[T]], what: str, timeout: Optional[float] = None) -> T:
+    def exchange(self, data: Union[bytes, Callable[[str], bytes]], parse: Callable[[bytes], Optional[T]], what: str,
+                 timeout: Optional[float] = None) -> T:
         """Send ``data`` until ``parse`` accepts a datagram from the gateway, or the deadline.
 
-        ``parse`` returns None for a datagram that does not answer the request
-        (ignored) and may raise to end the exchange with an error.
+        ``data`` may be a function of the channel's local address that returns the
+        datagram (a PCP request carries the client's address).  ``parse`` returns
+        None for a datagram that does not answer the request (ignored) and may raise
+        to end the exchange with an error.  ``timeout`` replaces the transport's
+        deadline for this exchange (a share of it, when protocols are tried in turn).
         """
         budget = self.timeout if timeout is None else timeout
         start = self._clock()
@@ -125,6 +137,8 @@ class Transport:
         channel = self._channel_factory()
         self.sends = 0
         try:
+            if callable(data):
+                data = data(channel.local_address())
             return self._run(channel, data, parse, what, budget, deadline)
         except ConnectionRefusedError:
             raise GatewayUnreachable(
@@ -161,6 +175,6 @@ class Transport:
                     return reply
             if self._clock() >= deadline:
                 raise GatewayTimeout(
-                    f"no answer from gateway {self.where} to the {what} within {budget:g} s "
+                    f"no answer from gateway {self.where} to the {what} within {budget:.3g} s "
                     f"({self.sends} sends)"
                 )

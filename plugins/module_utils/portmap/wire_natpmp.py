@@ -220,6 +220,10 @@ class Pending:
     describe: str
     accept: Callable[..., bool]
 
+    def encode(self, local_address: str) -> bytes:  # pylint: disable=unused-argument
+        """The datagram (a NAT-PMP request does not carry the client's address)."""
+        return self.data
+
     def match(self, datagram: bytes) -> Optional[Reply]:
         try:
             reply = decode_reply(datagram)
