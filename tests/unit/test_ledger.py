@@ -13,7 +13,7 @@ from portmap.epoch import EpochObservation
 from portmap.ledger import Entry, Ledger, LedgerData, LedgerError, Renewal
 from portmap.lock import HostLock
 
-from conftest import drop_to_nobody
+from tests.unit.conftest import drop_to_nobody
 
 
 def make_entry(port=8080, protocol="tcp", gateway="127.0.0.1", **over):

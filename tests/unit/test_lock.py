@@ -14,7 +14,7 @@ import pytest
 from portmap.errors import LockTimeout
 from portmap.lock import HostLock
 
-from conftest import MODULE_UTILS, drop_to_nobody
+from tests.unit.conftest import MODULE_UTILS, drop_to_nobody
 
 
 class StepClock:
