@@ -117,3 +117,79 @@ def test_errors_from_the_real_gateway(topology, miniupnpd):
     assert results[0][0] == "refused" and "NOT_AUTHORIZED" in results[0][1] and "192.168.77.1:5351" in results[0][1]
     assert results[1] == ["opcode3", 131, 5, 8]
     assert results[2][0] == "version1" and 1.0 <= results[2][1] < 1.5
+
+
+# ------------------------------------------------------------------ PCP (RFC 6887) against miniupnpd
+
+
+def test_auto_speaks_pcp_and_the_mapping_forwards(topology, miniupnpd):
+    import subprocess
+    listener = topology.popen(topology.hosts[0], [sys.executable, "-c", LISTENER, "9090"],
+                              stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
+    results = run_client(topology, textwrap.dedent("""
+        c = Client(lock_path="/tmp/portmap-interop.lock", method="auto")
+        public = c.public_address()
+        out(public.to_dict())
+        granted = c.map("tcp", 9090, 9090, 600)
+        out(granted.to_dict())
+        out(c.attempts)
+    """))
+    public, granted, attempts = results
+    assert public["method"] == "pcp" and public["address"] is None  # ANNOUNCE tells the epoch only
+    assert granted["method"] == "pcp" and len(granted["nonce"]) == 24
+    assert (granted["external_port"], granted["lifetime"], granted["public_address"]) == (9090, 600, topology.gw_wan_address)
+    assert [a["method"] for a in attempts] == ["pcp", "pcp"]  # no NAT-PMP fallback was needed
+    print(f"miniupnpd granted over PCP {granted}")
+    assert wan_connect(topology, 9090) == "hello from the host"
+
+    # Renewal with the same nonce keeps the mapping; another nonce may not delete it.
+    nonce = granted["nonce"]
+    results = run_client(topology, textwrap.dedent(f"""
+        c = Client(lock_path="/tmp/portmap-interop.lock", method="pcp")
+        out(c.map("tcp", 9090, 9090, 600, nonce={nonce!r}).to_dict())
+        try:
+            c.delete("tcp", 9090, nonce="b34a4c039996c8d53c0d9663")
+        except errors.NotAuthorized as exc:
+            out(["refused", str(exc)])
+    """))
+    renewed, refused = results
+    assert (renewed["external_port"], renewed["nonce"]) == (9090, nonce)
+    assert refused[0] == "refused" and "NOT_AUTHORIZED (result code 2)" in refused[1] and "PCP" in refused[1]
+    assert wan_connect(topology, 9090) == "hello from the host", "the refused delete removed the mapping"
+
+    results = run_client(topology, textwrap.dedent(f"""
+        c = Client(lock_path="/tmp/portmap-interop.lock", method="pcp")
+        out(c.delete("tcp", 9090, nonce={nonce!r}).to_dict())
+    """))
+    assert results[0]["lifetime"] == 0
+    time.sleep(0.2)
+    assert wan_connect(topology, 9090).startswith("failed")
+
+
+def test_pcp_address_mismatch_from_the_real_gateway(topology, miniupnpd):
+    """A request whose client address is not its source (another NAT in between) gets ADDRESS_MISMATCH."""
+    results = run_client(topology, textwrap.dedent("""
+        from portmap import wire_pcp
+        from portmap.transport import Transport
+        nonce = bytes.fromhex("d5e352346f39173dd08c34dd")
+        pending = wire_pcp.map_request("tcp", 9092, 9092, 600, nonce)
+        data = wire_pcp.encode_map_request("192.168.77.99", nonce, "tcp", 9092, 9092, 600)
+        raw = Transport(Client(lock_path="/tmp/portmap-interop.lock").gateway, timeout=2.0)
+        reply = raw.exchange(data, pending.match, "MAP with another client address")
+        error = pending.error(reply, raw.where)
+        out([reply.result, reply.lifetime, error.__class__.__name__, str(error)])
+    """))
+    code, lifetime, name, message = results[0]
+    assert (code, lifetime, name) == (12, 0, "AddressMismatch")
+    assert "ADDRESS_MISMATCH (result code 12)" in message and "another NAT" in message
+
+
+def test_forced_natpmp_still_works_on_a_pcp_gateway(topology, miniupnpd):
+    results = run_client(topology, textwrap.dedent("""
+        c = Client(lock_path="/tmp/portmap-interop.lock", method="natpmp")
+        out(c.map("udp", 5360, 5360, 120).to_dict())
+        out(c.delete("udp", 5360).to_dict())
+    """))
+    assert results[0]["method"] == "natpmp" and results[0]["external_port"] == 5360 and results[0]["nonce"] == ""
+    assert results[1]["lifetime"] == 0

@@ -124,3 +124,63 @@ def test_default_ledger_folder_created_0755_and_given_folder_must_exist(tmp_path
     assert oct(default.parent.stat().st_mode & 0o777) == "0o755"
     with pytest.raises(manage.LedgerError, match="does not exist"):
         manage.prepare_ledger_path(str(tmp_path / "missing" / "ledger.json"))
+
+
+# ------------------------------------------------------------------ PCP and the fallback
+
+
+def pcp_log(gw):
+    """(method, op, internal port, lifetime, nonce) of each request the gateway saw."""
+    return [(e.get("method"), e.get("op"), e.get("internal_port"), e.get("lifetime"), e.get("nonce"))
+            for e in gw.ctl({"cmd": "log"})["log"]]
+
+
+def test_pcp_nonce_is_recorded_and_reused_for_renewal_and_delete(gw, tmp_path):
+    result = manager(gw, tmp_path, method="auto").present(WANT)
+    assert result["changed"] and result["method"] == "pcp" and result["public_address"] == "11.22.33.2"
+    nonce = json.loads((tmp_path / "ledger.json").read_text())["mappings"][0]["nonce"]
+    assert len(nonce) == 24 and gw.ctl({"cmd": "table"})["mappings"][0]["nonce"] == nonce
+    gw.ctl({"cmd": "clear_log"})
+    assert not manager(gw, tmp_path, method="auto").present(WANT)["changed"]
+    assert pcp_log(gw) == [("pcp", 0, None, None, None), ("pcp", 1, 8080, 3600, nonce)]
+    gw.ctl({"cmd": "clear_log"})
+    assert manager(gw, tmp_path, method="auto").absent(WANT)["changed"]
+    assert pcp_log(gw) == [("pcp", 1, 8080, 0, nonce)]
+    assert gw.ctl({"cmd": "table"})["mappings"] == []
+
+
+def test_pcp_check_mode_sends_only_announce_and_takes_the_address_from_the_ledger(gw, tmp_path):
+    manager(gw, tmp_path, method="auto").present(WANT)
+    gw.ctl({"cmd": "clear_log"})
+    result = manager(gw, tmp_path, check_mode=True, method="auto").present(WANT + [Desired("udp", 5353, 5353, 600)])
+    assert result["changed"] and result["public_address"] == "11.22.33.2"
+    assert pcp_log(gw) == [("pcp", 0, None, None, None)]
+
+
+def test_gateway_that_learns_pcp_gets_the_mapping_moved_to_pcp(gw, tmp_path):
+    gw.ctl({"cmd": "set", "speaks": "natpmp"})
+    first = manager(gw, tmp_path, method="auto").present(WANT)
+    assert first["method"] == "natpmp" and first["changed"]
+    gw.ctl({"cmd": "set", "speaks": "both"})
+    gw.ctl({"cmd": "clear_log"})
+    moved = manager(gw, tmp_path, method="auto").present(WANT)
+    assert moved["method"] == "pcp" and moved["changed"] and moved["mappings"][0]["external_port"] == 8080
+    log = pcp_log(gw)
+    assert log[0][:2] == ("pcp", 0)  # ANNOUNCE: PCP is asked first at every run
+    assert log[1] == ("natpmp", 2, 8080, 0, None)  # the NAT-PMP mapping is deleted with NAT-PMP...
+    assert log[2][:4] == ("pcp", 1, 8080, 3600) and log[2][4]  # ...and made again with PCP and a nonce
+    table = gw.ctl({"cmd": "table"})["mappings"]
+    assert [(m["method"], m["internal_port"]) for m in table] == [("pcp", 8080)]
+    entry = json.loads((tmp_path / "ledger.json").read_text())["mappings"][0]
+    assert (entry["method"], entry["nonce"]) == ("pcp", log[2][4])
+    assert not manager(gw, tmp_path, method="auto").present(WANT)["changed"]
+
+
+def test_gateway_that_drops_pcp_gets_the_mapping_moved_to_natpmp(gw, tmp_path):
+    assert manager(gw, tmp_path, method="auto").present(WANT)["method"] == "pcp"
+    gw.ctl({"cmd": "set", "speaks": "drop-pcp"})
+    moved = manager(gw, tmp_path, method="auto", timeout=1.5).present(WANT)
+    assert moved["method"] == "natpmp" and moved["changed"]
+    entry = json.loads((tmp_path / "ledger.json").read_text())["mappings"][0]
+    assert (entry["method"], entry["nonce"]) == ("natpmp", "")
+    assert not manager(gw, tmp_path, method="auto", timeout=1.5).present(WANT)["changed"]

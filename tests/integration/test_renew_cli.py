@@ -161,3 +161,27 @@ def test_hook_is_not_a_shell(gw, tmp_path):
                  "/bin/echo", f"x; touch {marker}")
     assert result.returncode == 0
     assert not marker.exists()
+
+
+def test_renew_pcp_mappings_with_their_nonce(gw, tmp_path):
+    # Up for a while: PCP's epoch rule forgives a step back of one second (RFC 6887 section 8.5),
+    # so a reboot right after the start would not show.
+    gw.ctl({"cmd": "set", "epoch": 1000})
+    assert cli(gw, tmp_path, "map", "udp", "5353", "--lifetime", "600").returncode == 0
+    entry = ledger(tmp_path)[("udp", 5353)]
+    assert entry["method"] == "pcp" and len(entry["nonce"]) == 24
+    gw.ctl({"cmd": "clear_log"})
+    renewed = cli(gw, tmp_path, "renew", "--now", "--log", "stderr")
+    assert renewed.returncode == 0, renewed.stderr
+    sent = map_requests(gw)
+    assert [(e["method"], e["nonce"], e["lifetime"]) for e in sent] == [("pcp", entry["nonce"], 600)]
+    assert ledger(tmp_path)[("udp", 5353)]["nonce"] == entry["nonce"]
+    # A reboot, seen in ANNOUNCE's epoch, brings it back at the next run (not only with --now).
+    gw.ctl({"cmd": "reboot"})
+    assert gw.ctl({"cmd": "table"})["mappings"] == []
+    again = cli(gw, tmp_path, "renew", "--log", "stderr")
+    assert again.returncode == 0 and "lost its mappings" in again.stderr
+    table = gw.ctl({"cmd": "table"})["mappings"]
+    assert [(m["method"], m["nonce"], m["internal_port"]) for m in table] == [("pcp", entry["nonce"], 5353)]
+    status = cli(gw, tmp_path, "status").stdout
+    assert " pcp " in status and ":5353" in status

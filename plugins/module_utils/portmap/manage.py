@@ -134,12 +134,13 @@ class Run:
     removed: List[Dict[str, Any]] = field(default_factory=list)
     failures: List[str] = field(default_factory=list)
     public_address: Optional[str] = None
+    recorded_public_address: Optional[str] = None  # the ledger's, for PCP runs that send no MAP (check mode)
 
     def finish(self, data: LedgerData) -> Dict[str, Any]:
         gateway = self.client.gateway
         after = sorted((view(e) for e in data.for_gateway(gateway)), key=_sort_key)
         if self.public_address is None:  # PCP's ANNOUNCE tells no address: the last a MAP reported
-            self.public_address = next((e.public_address for e in data.for_gateway(gateway) if e.public_address), None)
+            self.public_address = self.recorded_public_address
         result = {
             "changed": self.changed,
             "gateway": gateway,
@@ -174,6 +175,7 @@ class Manager:
             self.client.epoch = data.last_epoch(gateway)
         run = Run(self.client, self.check_mode, self.clock())
         run.before = sorted((view(e) for e in data.for_gateway(gateway)), key=_sort_key)
+        run.recorded_public_address = next((e.public_address for e in data.for_gateway(gateway) if e.public_address), None)
         return run
 
     def _lost(self, entry: Optional[Entry], now: float) -> bool:
@@ -197,7 +199,7 @@ class Manager:
             requested_lifetime=want.lifetime,
             epoch=self.client.epoch,
             method=granted.method,
-            nonce=granted.nonce or (previous.nonce if previous else ""),
+            nonce=granted.nonce,  # PCP's; empty for NAT-PMP
             public_address=granted.public_address or public_address or (previous.public_address if previous else ""),
             last_renewal=Renewal(now, True, ""),
         )

@@ -1,0 +1,113 @@
+"""PCP with NAT-PMP fallback against each mode of the simulated gateway, with wall times.
+
+The gateway speaks both protocols, NAT-PMP only (answering PCP with its 8-byte
+"unsupported version"), PCP only (answering NAT-PMP with PCP's UNSUPP_VERSION), or
+NAT-PMP only while dropping PCP silently.  With ``auto`` every mode ends on the protocol
+the gateway speaks, within the one deadline; a forced method fails with a clear error.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from portmap.client import PCP_SHARE, Client
+from portmap.errors import GatewayTimeout, UnsupportedVersion
+from tests.simgw.gateway import SimulatedGateway
+
+TIMEOUT = 3.0
+
+
+@pytest.fixture
+def speaking(loopback_address, tmp_path):
+    """A gateway factory: ``speaking(mode)`` starts the gateway in that mode."""
+    started = []
+
+    def start(mode):
+        gateway = SimulatedGateway(address=loopback_address, control_path=str(tmp_path / "gw.sock"), speaks=mode)
+        started.append(gateway.start())
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+def timed(client, operation):
+    start = time.monotonic()
+    result = operation(client)
+    return result, time.monotonic() - start
+
+
+def mapped(client):
+    client.public_address()
+    return client.map("tcp", 8080, 8080, 600)
+
+
+@pytest.mark.parametrize("mode, method, fast", [
+    ("both", "pcp", True),
+    ("pcp", "pcp", True),
+    ("natpmp", "natpmp", True),  # refused at once: no waiting
+    ("drop-pcp", "natpmp", False),  # silence: PCP's share of the deadline goes by first
+])
+def test_auto_ends_on_what_the_gateway_speaks(speaking, tmp_path, mode, method, fast):
+    gateway = speaking(mode)
+    client = Client(gateway.address, method="auto", timeout=TIMEOUT, lock_path=str(tmp_path / "lock"))
+    granted, wall = timed(client, mapped)
+    print(f"auto against speaks={mode}: {method} after {wall:.3f} s; tries {[(a['method'], a['outcome']) for a in client.attempts]}")
+    assert granted.method == method == client.method
+    assert granted.external_port == 8080 and granted.lifetime == 600
+    assert granted.public_address == "11.22.33.2"
+    table = gateway.ctl({"cmd": "table"})["mappings"]
+    assert [(m["method"], m["internal_port"], bool(m["nonce"])) for m in table] == [(method, 8080, method == "pcp")]
+    if fast:
+        assert wall < 0.5
+    else:
+        assert TIMEOUT * PCP_SHARE <= wall < TIMEOUT * PCP_SHARE + 0.5
+        assert [a["outcome"] for a in client.attempts][:2] == ["no answer", "answered"]
+
+
+@pytest.mark.parametrize("mode, method, error, slow", [
+    ("natpmp", "pcp", UnsupportedVersion, False),
+    ("pcp", "natpmp", UnsupportedVersion, False),
+    ("drop-pcp", "pcp", GatewayTimeout, True),
+])
+def test_a_forced_method_fails_clearly(speaking, tmp_path, mode, method, error, slow):
+    gateway = speaking(mode)
+    client = Client(gateway.address, method=method, timeout=TIMEOUT, lock_path=str(tmp_path / "lock"))
+    start = time.monotonic()
+    with pytest.raises(error) as raised:
+        client.public_address()
+    wall = time.monotonic() - start
+    print(f"forced {method} against speaks={mode}: {error.__name__} after {wall:.3f} s: {raised.value}")
+    assert gateway.address in str(raised.value)
+    assert client.attempts == [{"method": method, "outcome": client.attempts[0]["outcome"], "seconds": client.attempts[0]["seconds"]}]
+    if slow:
+        assert TIMEOUT <= wall < TIMEOUT + 0.5  # a forced method has the whole deadline
+    else:
+        assert wall < 0.5 and "does not speak" in str(raised.value)
+
+
+def test_auto_on_a_silent_gateway_gives_up_at_the_one_deadline(speaking, tmp_path):
+    gateway = speaking("both")
+    gateway.ctl({"cmd": "fault", "kind": "drop"})
+    client = Client(gateway.address, method="auto", timeout=TIMEOUT, lock_path=str(tmp_path / "lock"))
+    start = time.monotonic()
+    with pytest.raises(GatewayTimeout) as raised:
+        client.public_address()
+    wall = time.monotonic() - start
+    print(f"auto against a silent gateway: gave up after {wall:.3f} s: {raised.value}")
+    assert TIMEOUT <= wall < TIMEOUT + 0.3
+    assert "PCP ANNOUNCE" in str(raised.value) and "NAT-PMP public address" in str(raised.value)
+    assert [a["method"] for a in client.attempts] == ["pcp", "natpmp"]
+
+
+def test_no_memory_across_runs(speaking, tmp_path):
+    """RFC 6886 section 1.1: a gateway once found speaking only NAT-PMP is asked PCP again next run."""
+    gateway = speaking("natpmp")
+    first = Client(gateway.address, method="auto", lock_path=str(tmp_path / "lock"))
+    assert first.public_address().method == "natpmp"
+    gateway.ctl({"cmd": "set", "speaks": "both"})  # the gateway learnt PCP
+    second = Client(gateway.address, method="auto", lock_path=str(tmp_path / "lock"), epoch=first.epoch)
+    assert second.public_address().method == "pcp"
