@@ -15,7 +15,7 @@ from tests.integration.test_playbooks import ANSIBLE_PLAYBOOK, PLAYBOOKS, collec
 @pytest.mark.parametrize(
     "bad, words",
     [
-        ({"renewal_method": "anacron"}, ["renewal_method", "cron, systemd"]),
+        ({"renewal_scheduler": "anacron"}, ["renewal_scheduler", "cron, systemd"]),
         ({"renewal_mappings": [{"protocol": "tcp"}]}, ["internal_port"]),
         ({"renewal_mappings": [{"internal_port": "eighty"}]}, ["internal_port", "int"]),
         ({"renewal_mappings": [{"internal_port": 80, "protocol": "sctp"}]}, ["protocol", "tcp, udp, both"]),

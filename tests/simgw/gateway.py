@@ -12,7 +12,7 @@ The wire formats are the collection's own (plugins/module_utils/portmap/wire_nat
 and wire_pcp.py, server side); their bytes are held to a real gateway's by the test
 vectors.  ``--speaks`` selects the protocols: both (default), natpmp, pcp, or drop-pcp
 (NAT-PMP only, PCP requests dropped without an answer).
-See tests/simgw/README.md for every option and control command.
+The collection's README (section "The simulated gateway") lists every option and control command.
 """
 
 from __future__ import annotations
@@ -569,9 +569,15 @@ class SimulatedGateway:
             sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(self.address))
         # RFC 6886 3.2.1: up to 10 times, 250 ms apart, doubling.
         at, wait = time.monotonic(), 0.25
+
+        def sender_of(data: bytes) -> Callable[[], None]:
+            def send() -> None:
+                self._send(destination, data, sender)
+            return send
+
         for _send in range(10):
             for data in datagrams:
-                action = (lambda s=sender, d=data: self._send(destination, d, s))
+                action = sender_of(data)
                 self._announcing.append(action)
                 self._timers.append((at, action))
             at += wait
