@@ -359,6 +359,7 @@ def test_delete_with_natpmp_detours_and_keeps_pcp(tmp_path):
     deleted = rig.client.delete("tcp", 8080, method="natpmp")
     assert rig.datagrams()[1:] == [NATPMP_DELETE_TCP_8080]
     assert (deleted.lifetime, deleted.external_port) == (0, 0)
+    assert (deleted.method, deleted.nonce) == ("natpmp", "")  # labelled with the protocol really used
     assert rig.client.method == "pcp"
     rig.client.map("tcp", 9090)
     assert is_pcp(rig.datagrams()[-1])  # the detour did not decide the run's protocol
@@ -401,6 +402,21 @@ def test_probe_under_auto_asks_both(tmp_path):
     assert rig.client.method == "pcp"
     datagrams = rig.datagrams()
     assert is_pcp(datagrams[0]) and datagrams[1] == NATPMP_PUBLIC_REQUEST and len(datagrams) == 2
+
+
+def test_probe_asks_both_also_after_the_run_chose_one(tmp_path):
+    rig = Rig(tmp_path, DualGateway())
+    rig.client.public_address()
+    assert rig.client.probe() == {"pcp": True, "natpmp": True, "speaks": ["pcp", "natpmp"]}
+    assert rig.client.method == "pcp"
+
+
+def test_a_timeout_after_a_refusal_names_both(tmp_path):
+    rig = Rig(tmp_path, DualGateway(pcp=natpmp_refusal(), natpmp="silent"))
+    with pytest.raises(GatewayTimeout) as caught:
+        rig.client.public_address()
+    message = str(caught.value)
+    assert "NAT-PMP public address request" in message and "does not speak PCP" in message
 
 
 def test_probe_under_auto_on_a_natpmp_only_gateway(tmp_path):

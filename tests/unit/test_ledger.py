@@ -121,6 +121,24 @@ def test_bad_ledger_is_an_error_naming_the_path_and_left_untouched(ledger, conte
     assert os.stat(ledger.path).st_mtime_ns == before.st_mtime_ns
 
 
+@pytest.mark.parametrize("nonce", ["zz" * 12, "ab" * 11, "ab" * 13])
+def test_a_malformed_pcp_nonce_is_an_error_naming_the_path(ledger, nonce):
+    entry = make_entry().to_dict()
+    entry["nonce"] = nonce
+    with open(ledger.path, "w", encoding="utf-8") as handle:
+        json.dump({"schema": 1, "mappings": [entry]}, handle)
+    with pytest.raises(LedgerError, match="mapping #0 is invalid: mapping entry field 'nonce' is not 24 hex digits") as caught:
+        ledger.load()
+    assert ledger.path in str(caught.value)
+
+
+def test_a_pcp_nonce_is_kept(ledger):
+    entry = make_entry()
+    entry.nonce = "0102030405060708090a0b0c"
+    ledger.save(LedgerData([entry]))
+    assert ledger.load().entries[0].nonce == "0102030405060708090a0b0c"
+
+
 def test_older_schema_is_migrated(ledger, monkeypatch):
     def from_zero(document):
         return {"mappings": [dict(m, requested_lifetime=m.pop("asked")) for m in document["entries"]]}

@@ -66,27 +66,27 @@ DELETE_RESPONSE = ("028100000000000000000006000000000000000000000000010203040506
 #  response hex, decoded response fields)
 MAP_VECTORS = [
     (CLIENT, ("tcp", 9090, 9090, 600, NONCE), MAP_REQUEST, MAP_RESPONSE,
-     dict(op=1, result=0, lifetime=600, epoch=6, length=60, nonce=NONCE, protocol_number=6, protocol="tcp",
-          internal_port=9090, external_port=9090, external_address=MAPPED_WAN, public_address=WAN,
-          result_name="SUCCESS")),
+     {"op": 1, "result": 0, "lifetime": 600, "epoch": 6, "length": 60, "nonce": NONCE, "protocol_number": 6,
+      "protocol": "tcp", "internal_port": 9090, "external_port": 9090, "external_address": MAPPED_WAN,
+      "public_address": WAN, "result_name": "SUCCESS"}),
     (OTHER_CLIENT, ("tcp", 9092, 9092, 600, MISMATCH_NONCE), MISMATCH_REQUEST, MISMATCH_RESPONSE,
-     dict(op=1, result=12, lifetime=0, epoch=6, length=60, nonce=MISMATCH_NONCE, protocol_number=6, protocol="tcp",
-          internal_port=9092, external_port=9092, external_address="::", public_address=None,
-          result_name="ADDRESS_MISMATCH")),
+     {"op": 1, "result": 12, "lifetime": 0, "epoch": 6, "length": 60, "nonce": MISMATCH_NONCE, "protocol_number": 6,
+      "protocol": "tcp", "internal_port": 9092, "external_port": 9092, "external_address": "::",
+      "public_address": None, "result_name": "ADDRESS_MISMATCH"}),
     (CLIENT, ("tcp", 9090, 9090, 0, OTHER_NONCE), REFUSED_DELETE_REQUEST, REFUSED_DELETE_RESPONSE,
-     dict(op=1, result=2, lifetime=0, epoch=6, length=60, nonce=OTHER_NONCE, protocol_number=6, protocol="tcp",
-          internal_port=9090, external_port=9090, external_address=MAPPED_WAN, public_address=WAN,
-          result_name="NOT_AUTHORIZED")),
+     {"op": 1, "result": 2, "lifetime": 0, "epoch": 6, "length": 60, "nonce": OTHER_NONCE, "protocol_number": 6,
+      "protocol": "tcp", "internal_port": 9090, "external_port": 9090, "external_address": MAPPED_WAN,
+      "public_address": WAN, "result_name": "NOT_AUTHORIZED"}),
     (CLIENT, ("tcp", 9090, 9090, 0, NONCE), DELETE_REQUEST, DELETE_RESPONSE,
-     dict(op=1, result=0, lifetime=0, epoch=6, length=60, nonce=NONCE, protocol_number=6, protocol="tcp",
-          internal_port=9090, external_port=9090, external_address=MAPPED_WAN, public_address=WAN,
-          result_name="SUCCESS")),
+     {"op": 1, "result": 0, "lifetime": 0, "epoch": 6, "length": 60, "nonce": NONCE, "protocol_number": 6,
+      "protocol": "tcp", "internal_port": 9090, "external_port": 9090, "external_address": MAPPED_WAN,
+      "public_address": WAN, "result_name": "SUCCESS"}),
 ]
 MAP_IDS = ["map-tcp-9090", "address-mismatch", "refused-delete", "delete-tcp-9090"]
 
-ANNOUNCE_FIELDS = dict(op=0, result=0, lifetime=0, epoch=5, length=24, nonce=None, protocol_number=None,
-                       protocol=None, internal_port=None, external_port=None, external_address=None,
-                       public_address=None, result_name="SUCCESS")
+ANNOUNCE_FIELDS = {"op": 0, "result": 0, "lifetime": 0, "epoch": 5, "length": 24, "nonce": None, "protocol_number": None,
+                   "protocol": None, "internal_port": None, "external_port": None, "external_address": None,
+                   "public_address": None, "result_name": "SUCCESS"}
 
 
 def unhex(text: str) -> bytes:

@@ -211,7 +211,8 @@ class Client:
                 self.attempts.append({"method": method, "outcome": "no answer", "seconds": self._clock() - began})
                 timeouts.append(str(exc))
                 if last:
-                    raise GatewayTimeout("; ".join(timeouts)) from None
+                    raise GatewayTimeout("; ".join(timeouts + [f"gateway {self.transport.where} does not speak {r}"
+                                                               for r in refused])) from None
                 continue
             if isinstance(reply, VersionRefused):
                 self.attempts.append({"method": method, "outcome": f"unsupported version (speaks {reply.version})",
@@ -229,7 +230,7 @@ class Client:
             error = pending.error(reply, self.transport.where)
             if error is not None:
                 raise error
-            return reply, lost
+            return reply, lost, method
         raise PortmapError("no protocol to try")  # not reached: candidates is never empty
 
     @staticmethod
@@ -241,10 +242,10 @@ class Client:
     def public_address(self) -> PublicAddress:
         """NAT-PMP: the public address request; PCP: ANNOUNCE (epoch only, no address)."""
 
-        reply, lost = self._exchange(self._public_request)
-        if self.method == NATPMP:
+        reply, lost, used = self._exchange(self._public_request)
+        if used == NATPMP:
             self.public_address_seen = reply.public_address
-        return PublicAddress(self.gateway, self.public_address_seen, reply.epoch, self.method or NATPMP, lost)
+        return PublicAddress(self.gateway, self.public_address_seen, reply.epoch, used, lost)
 
     def map(
         self, protocol: str, internal_port: int, external_port: Optional[int] = None, lifetime: int = DEFAULT_LIFETIME,
@@ -298,10 +299,10 @@ class Client:
                 return wire_pcp.map_request(protocol, internal_port, external_port, lifetime, pcp_nonce)
             return wire_natpmp.map_request(protocol, internal_port, external_port, lifetime)
 
-        reply, lost = self._exchange(build, prefer)
+        reply, lost, used = self._exchange(build, prefer)
         public_address = self.public_address_seen
         used_nonce = ""
-        if self.method == PCP:
+        if used == PCP:
             used_nonce = pcp_nonce.hex()
             if reply.public_address:
                 public_address = self.public_address_seen = reply.public_address
@@ -312,7 +313,7 @@ class Client:
             external_port=reply.external_port if lifetime else 0,
             lifetime=reply.lifetime,
             epoch=reply.epoch,
-            method=self.method or NATPMP,
+            method=used,
             rebooted=lost,
             nonce=used_nonce,
             public_address=public_address,
@@ -326,7 +327,7 @@ class Client:
         method asks only its own.  Returns per method None (not asked), True, or the
         error text; and ``speaks``, the methods that answered.
         """
-        methods = [self.method] if self.method else [PCP, NATPMP]
+        methods = [PCP, NATPMP] if self.requested_method == AUTO else [self.requested_method]
         found: Dict[str, Any] = {PCP: None, NATPMP: None}
         start = self._clock()
         speaks: List[str] = []
@@ -335,7 +336,7 @@ class Client:
             budget = self.transport.timeout
             share = budget - (self._clock() - start) if last else budget * PCP_SHARE
             try:
-                reply, _lost = self._exchange(self._public_request, candidates=[method], budget=share)
+                reply, _lost, _used = self._exchange(self._public_request, candidates=[method], budget=share)
             except PortmapError as exc:
                 found[method] = str(exc)
                 continue

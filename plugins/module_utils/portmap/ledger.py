@@ -93,10 +93,18 @@ class Entry:
             requested_lifetime=_typed(data, "requested_lifetime", int),
             epoch=EpochObservation.from_dict(data.get("epoch")),
             method=_typed(data, "method", str, "natpmp"),
-            nonce=_typed(data, "nonce", str, ""),
+            nonce=_nonce(data),
             public_address=_typed(data, "public_address", str, ""),
             last_renewal=Renewal(**renewal) if renewal else None,
         )
+
+
+def _nonce(data: Dict[str, Any]) -> str:
+    """A PCP nonce: 24 hex digits, or empty (NAT-PMP)."""
+    nonce = _typed(data, "nonce", str, "")
+    if nonce and (len(nonce) != 24 or any(c not in "0123456789abcdefABCDEF" for c in nonce)):
+        raise ValueError(f"mapping entry field 'nonce' is not 24 hex digits ({nonce!r})")
+    return nonce
 
 
 def _typed(data: Dict[str, Any], name: str, kind: Any, default: Any = None) -> Any:
