@@ -56,7 +56,7 @@ def test_missing_file_is_an_empty_ledger(ledger):
 def test_round_trip_keeps_every_field(ledger):
     data = LedgerData()
     data.put(make_entry(8080))
-    data.put(make_entry(53, "udp", nonce="abc", method="natpmp"))
+    data.put(make_entry(53, "udp", nonce="0a0b0c0d0e0f101112131415", method="pcp"))
     ledger.save(data)
     loaded = ledger.load()
     assert [e.key for e in loaded.entries] == [("127.0.0.1", "tcp", 8080), ("127.0.0.1", "udp", 53)]
