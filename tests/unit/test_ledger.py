@@ -60,7 +60,7 @@ def test_round_trip_keeps_every_field(ledger):
     ledger.save(data)
     loaded = ledger.load()
     assert [e.key for e in loaded.entries] == [("127.0.0.1", "tcp", 8080), ("127.0.0.1", "udp", 53)]
-    assert loaded.entries[1].nonce == "abc"
+    assert (loaded.entries[1].nonce, loaded.entries[1].method) == ("0a0b0c0d0e0f101112131415", "pcp")
     assert loaded.entries[0].epoch == EpochObservation(50, 1000.0)
     assert loaded.entries[0].last_renewal == Renewal(1000.0, True, "")
     document = json.loads(open(ledger.path, encoding="utf-8").read())
