@@ -35,8 +35,9 @@ def collections_path(tmp_path_factory):
 def gateway(tmp_path, loopback_address):
     """The simulated gateway on its own loopback address, with its control socket."""
     sock = str(tmp_path / "gw.sock")
+    # Up for a while, so that a reboot shows in PCP's epoch too (RFC 6887 forgives one second back).
     with SimulatedGateway(address=loopback_address, port=5351, control_path=sock,
-                          public_address="11.22.33.2") as gw:
+                          public_address="11.22.33.2", uptime=1000) as gw:
         gw.control_path = sock
         yield gw
 

@@ -122,7 +122,9 @@ class SimulatedGateway:
         announce: str = "off",
         seed: int = 0,
         speaks: str = "both",
+        uptime: int = 0,
     ) -> None:
+        self.uptime = uptime  # the epoch at start, as if the gateway had been up this long
         if speaks not in SPEAKS:
             raise ValueError(f"speaks must be one of {', '.join(SPEAKS)}, got {speaks!r}")
         self.speaks = speaks
@@ -180,7 +182,7 @@ class SimulatedGateway:
             self._control.listen(16)
             self._control.setblocking(False)
             self._selector.register(self._control, selectors.EVENT_READ, self._on_control_accept)
-        self.started = time.monotonic()
+        self.started = time.monotonic() - self.uptime
         self._announce()
 
     def serve(self) -> None:
@@ -799,6 +801,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="announcements on start and reboot: off, to 127.0.0.1:5350, or to 224.0.0.1:5350 "
                         "(multicast only inside a network namespace other than the initial one)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault injection's random numbers")
+    parser.add_argument("--uptime", type=int, default=0,
+                        help="epoch at start, seconds, as if up that long (PCP forgives an epoch one second back, "
+                        "so a reboot of a gateway up for less than two seconds does not show)")
     parser.add_argument("--speaks", choices=SPEAKS, default="both",
                         help="protocols answered: both (default), natpmp, pcp, or drop-pcp (NAT-PMP only, PCP dropped)")
     parser.add_argument("--ready-file", help="file written once the gateway listens")
@@ -806,7 +811,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     address, port = _parse_listen(args.listen)
     try:
         gateway = SimulatedGateway(address, port, args.control, args.public_address, args.lifetime_cap,
-                                   args.max_mappings, args.unsupported_version, args.announce, args.seed, args.speaks)
+                                   args.max_mappings, args.unsupported_version, args.announce, args.seed, args.speaks,
+                                   args.uptime)
         gateway.bind()
     except (OSError, ValueError) as exc:
         print(f"gateway.py: {exc}", file=sys.stderr)
