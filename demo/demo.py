@@ -1,4 +1,4 @@
-"""`make demo`: the simulated NAT-PMP gateway on loopback, and a playbook that maps a port on it.
+"""`make demo`: the simulated PCP/NAT-PMP gateway on loopback, and a playbook that maps a port on it.
 
 Starts tests/simgw/gateway.py on 127.0.0.77:5351, runs demo/demo.yml with the collection
 from this checkout, prints the public endpoint the gateway granted, and stops the gateway.
@@ -34,7 +34,7 @@ def main() -> int:
         if not ready.startswith("READY"):
             print(f"demo: the simulated gateway did not start ({ready!r})", file=sys.stderr)
             return 1
-        print(f"demo: simulated NAT-PMP gateway listening on {GATEWAY}:5351 (control socket {control})")
+        print(f"demo: simulated PCP/NAT-PMP gateway listening on {GATEWAY}:5351 (control socket {control})")
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(work / "collections"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_LOCAL_TEMP=str(work / "tmp"))
         playbook = subprocess.run(
