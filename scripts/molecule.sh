@@ -2,6 +2,7 @@
 # Every molecule scenario (or those named), each timed. Scenario hosts are network
 # namespaces with their own view of files (tests/harness/fleet.py); molecule's destroy
 # removes them also after a failure, and a last sweep removes any a killed run left.
+# MOLECULE_LOG_DIR=DIR keeps each scenario's whole output in DIR/SCENARIO.log.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 NO_COLOR=1 PY_COLORS=0
@@ -42,6 +43,9 @@ for scenario in "${scenarios[@]}"; do
         cat "$log"
         summary+=("$(printf '  %-16s FAILED  %4ss' "$scenario" "$elapsed")")
         status=1
+    fi
+    if [ -n "${MOLECULE_LOG_DIR:-}" ]; then  # keep every scenario's whole output
+        mkdir -p "$MOLECULE_LOG_DIR" && cp "$log" "$MOLECULE_LOG_DIR/$scenario.log"
     fi
     rm -f "$log"
 done
