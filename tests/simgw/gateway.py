@@ -101,9 +101,10 @@ class Fault:
     params: Dict[str, Any] = field(default_factory=dict)
     ops: Optional[List[str]] = None  # "public" (NAT-PMP op 0, PCP ANNOUNCE), "map": which requests
     methods: Optional[List[str]] = None  # "natpmp", "pcp": which protocol's requests
+    after: int = 0  # matching requests let through before the fault applies
 
 
-FAULT_KINDS = ("drop", "delay", "wrong_source", "truncate", "malformed", "result", "late")
+FAULT_KINDS = ("drop", "delay", "wrong_source", "truncate", "malformed", "result", "late", "reboot")
 SPEAKS = ("both", "natpmp", "pcp", "drop-pcp")
 
 
@@ -307,6 +308,10 @@ class SimulatedGateway:
         """The reply to one request (before faults), or None for no reply."""
         self._expire()
         version = data[0] if data else 0
+        if len(data) >= 2 and data[1] < wire.RESPONSE_BIT and self._take_fault(
+                "reboot", "public" if data[1] == 0 else "map", "pcp" if version >= pcp.VERSION else "natpmp"):
+            entry["fault"] = "reboot"
+            self.reboot()  # the gateway restarts just before it handles this request
         pcp_spoken = self.speaks in ("both", "pcp")
         if version >= pcp.VERSION or (version != wire.VERSION and self.speaks == "pcp"):
             entry["method"] = "pcp"
@@ -464,6 +469,9 @@ class SimulatedGateway:
             if fault.kind != kind or (op and fault.ops and op not in fault.ops):
                 continue
             if method and fault.methods and method not in fault.methods:
+                continue
+            if fault.after > 0:
+                fault.after -= 1
                 continue
             if fault.probability < 1.0 and self.random.random() >= fault.probability:
                 return None
@@ -652,7 +660,8 @@ class SimulatedGateway:
                     "speaks": self.speaks,
                     "rules": [r.view() for r in self.rules],
                     "faults": [{"kind": f.kind, "count": f.count, "probability": f.probability,
-                                "ops": f.ops, "methods": f.methods, **f.params} for f in self.faults]}
+                                "ops": f.ops, "methods": f.methods, "after": f.after, **f.params}
+                               for f in self.faults]}
         if name == "reboot":
             self.reboot()
             return {"epoch": self.epoch}
@@ -700,11 +709,11 @@ class SimulatedGateway:
             if "seed" in command:
                 self.random.seed(command["seed"])
             params = {k: v for k, v in command.items()
-                      if k not in ("cmd", "kind", "count", "probability", "seed", "ops", "methods")}
+                      if k not in ("cmd", "kind", "count", "probability", "seed", "ops", "methods", "after")}
             count = command.get("count")
             self.faults.append(Fault(kind, None if count is None else int(count),
                                      float(command.get("probability", 1.0)), params, command.get("ops"),
-                                     command.get("methods")))
+                                     command.get("methods"), int(command.get("after", 0))))
             return {"faults": len(self.faults)}
         if name == "clear_faults":
             self.faults = []

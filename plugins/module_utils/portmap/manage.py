@@ -22,6 +22,7 @@ from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
 from .ledger import DEFAULT_PATH, Entry, Ledger, LedgerData, LedgerError, Renewal
 
 PROTOCOL_CHOICES = PROTOCOLS + ("both",)
+MAX_RESTARTS = 3  # reboots during one run that send it back over the mappings made before
 
 
 @dataclass(frozen=True)
@@ -237,8 +238,16 @@ class Manager:
         def body(run: Run, data: LedgerData) -> None:
             public = self.client.public_address()  # read-only; its epoch reveals a reboot
             run.public_address = public.address
-            for want in desired:
-                self._present_one(run, data, want, strict_port)
+            queue, done, restarts = list(desired), [], 0
+            while queue:
+                want = queue.pop(0)
+                if self._present_one(run, data, want, strict_port) and done and restarts < MAX_RESTARTS:
+                    # The gateway rebooted during this run: the mappings made before are gone again.
+                    restarts += 1
+                    redo = {(d.protocol, d.internal_port) for d in done}
+                    run.results = [r for r in run.results if (r["protocol"], r["internal_port"]) not in redo]
+                    queue, done = done + queue, []
+                done.append(want)
             if exclusive:
                 wanted = {(d.protocol, d.internal_port) for d in desired}
                 for entry in list(data.for_gateway(self.client.gateway)):
@@ -247,7 +256,8 @@ class Manager:
 
         return self._apply(body)
 
-    def _present_one(self, run: Run, data: LedgerData, want: Desired, strict_port: bool) -> None:
+    def _present_one(self, run: Run, data: LedgerData, want: Desired, strict_port: bool) -> bool:
+        """Ensure one mapping; True when the gateway's reply showed it rebooted during this run."""
         gateway = self.client.gateway
         entry = data.find(gateway, want.protocol, want.internal_port)
         lost = self._lost(entry, run.now)
@@ -271,7 +281,7 @@ class Manager:
                 "predicted": True,
             })
             run.changed |= changed
-            return
+            return False
         key = (gateway, want.protocol, want.internal_port)
         try:
             granted = self.client.map(want.protocol, want.internal_port, want.external_port, want.lifetime,
@@ -282,7 +292,7 @@ class Manager:
         except PortmapError as exc:
             self._note_failure(data, key, str(exc), self.clock())
             run.failures.append(str(exc))
-            return
+            return False
         if granted.rebooted:
             lost = True  # the gateway rebooted since the previous request of this run
         port_moved = entry is not None and entry.external_port != granted.external_port
@@ -298,11 +308,12 @@ class Manager:
                 f"external port {granted.external_port}, not the {want.external_port} asked for (strict_port); "
                 "the mapping was deleted again"
             )
-            return
+            return granted.rebooted
         recorded = self._record(data, want, granted, run.public_address or "")
         changed = lost or declared_change or port_moved or method_moved
         run.changed |= changed
         run.results.append(dict(describe(recorded, self.clock()), changed=changed, predicted=False))
+        return granted.rebooted
 
     # -------------------------------------------------------------- absent
 

@@ -7,7 +7,9 @@ shows whether the gateway lost its mappings; then, one request at a time, it re-
 every mapping of a gateway that lost them, and renews each mapping with less than half
 of its granted lifetime left (every mapping with ``force``).  The ledger is updated under
 the per-host lock, with the last result of each mapping.  When a granted external port
-or the public address changes, the on-change hook runs.
+or the public address changes, the on-change hook runs.  A reply that shows the gateway
+rebooted in the middle of a run sends the job back over the mappings it handled before
+(they are gone again), at most ``MAX_RESTARTS`` times.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .client import Client
 from .epoch import EpochObservation
@@ -24,6 +26,7 @@ from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData, Renewal
 
 HOOK_TIMEOUT = 60
+MAX_RESTARTS = 3  # reboots during one run that send the job back over what it had done
 
 
 @dataclass
@@ -108,23 +111,48 @@ class Renewer:
         if client.rebooted:
             report.rebooted_gateways.append(gateway)
             self.log(f"gateway {gateway} lost its mappings (epoch {public.epoch}); re-creating {len(entries)}")
-        for entry in entries:
+        outcomes: Dict[int, str] = {}  # entry index -> kept | renewed | failed (the last word counts)
+        changes: Dict[int, Change] = {}
+        queue, done, restarts = list(range(len(entries))), [], 0
+        while queue:
+            index = queue.pop(0)
+            entry = entries[index]
             reason = self._due(entry, client, self.clock(), force)
             if reason is None:
-                report.kept += 1
-                continue
-            self._renew(entry, client, public.address, reason, report)
+                outcomes[index] = "kept"
+            else:
+                outcome, lost, change = self._renew(entry, client, public.address, reason)
+                outcomes[index] = outcome
+                if change is not None:
+                    first = changes.get(index)  # a mapping made twice keeps its first previous endpoint
+                    changes[index] = Change(entry, first.previous_external_port, first.previous_public_address) \
+                        if first else change
+                if lost and done and restarts < MAX_RESTARTS:
+                    # The gateway rebooted during this run: what was renewed before is gone again.
+                    restarts += 1
+                    if gateway not in report.rebooted_gateways:
+                        report.rebooted_gateways.append(gateway)
+                    self.log(f"gateway {gateway} lost its mappings during the renewal (epoch {client.epoch.epoch}); "
+                             f"re-creating the {len(done)} handled before")
+                    queue, done = done + queue, []
+            done.append(index)
+        for outcome in outcomes.values():
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        report.changes.extend(change for change in changes.values()
+                              if (change.previous_external_port, change.previous_public_address)
+                              != (change.entry.external_port, change.entry.public_address))
 
-    def _renew(self, entry: Entry, client: Client, public_address: Optional[str], reason: str, report: Report) -> None:
+    def _renew(self, entry: Entry, client: Client, public_address: Optional[str],
+               reason: str) -> Tuple[str, bool, Optional[Change]]:
+        """Renew one mapping: its outcome, whether the reply showed a gateway reboot, its endpoint change."""
         what = f"{entry.protocol.upper()} internal port {entry.internal_port}"
         try:
             granted = client.map(entry.protocol, entry.internal_port, entry.requested_external_port,
                                  entry.requested_lifetime, nonce=entry.nonce, made_with=entry.method)
         except PortmapError as exc:
             entry.last_renewal = Renewal(self.clock(), False, str(exc))
-            report.failed += 1
             self.log(f"renewal of {what} on {entry.gateway} failed: {exc}")
-            return
+            return "failed", False, None
         now = self.clock()
         public_address = granted.public_address or public_address or entry.public_address
         previous_port, previous_address = entry.external_port, entry.public_address
@@ -137,11 +165,10 @@ class Renewer:
         entry.method = granted.method
         entry.nonce = granted.nonce
         entry.last_renewal = Renewal(now, True, "")
-        report.renewed += 1
         self.log(f"renewed {what} on {entry.gateway} ({reason}): {public_address}:{granted.external_port} "
                  f"for {granted.lifetime} s")
-        if (previous_port, previous_address) != (granted.external_port, public_address):
-            report.changes.append(Change(entry, previous_port, previous_address))
+        changed = (previous_port, previous_address) != (granted.external_port, public_address)
+        return "renewed", granted.rebooted, Change(entry, previous_port, previous_address) if changed else None
 
     def _hook(self, change: Change, report: Report) -> None:
         entry = change.entry
