@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any, Callable, List, Optional, Sequence
@@ -30,6 +31,7 @@ from .renew import Renewer
 from .transport import DEFAULT_PORT, DEFAULT_TIMEOUT
 
 PROG = "portmap-natpmp"
+LOG_MODE = 0o644  # as the logrotate snippet creates it
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HOOK = 0, 1, 2, 3
 
 
@@ -56,8 +58,18 @@ class Logger:
             say(f"{PROG}: {line}", sys.stderr)
         else:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            with open(self.target, "a", encoding="utf-8") as handle:
+            with os.fdopen(open_log(self.target), "a", encoding="utf-8") as handle:
                 handle.write(f"{stamp} {PROG}: {line}\n")
+
+
+def open_log(path: str) -> int:
+    """The log file for appending; a new one gets mode 0644 whatever the umask (an existing one keeps its own)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, LOG_MODE)
+    except FileExistsError:
+        return os.open(path, os.O_WRONLY | os.O_APPEND)
+    os.fchmod(fd, LOG_MODE)
+    return fd
 
 
 def parser() -> argparse.ArgumentParser:
