@@ -1,5 +1,6 @@
 # portmap.natpmp: `make demo` runs the demo, `make test` the whole test suite.
 # Both install what they need first (Debian packages as root, then a virtualenv with pinned tools).
+# Long runs, not part of `make test`: `make soak` (renewal across reboots).
 
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
@@ -7,7 +8,7 @@ VENV := .venv
 REQUIREMENTS := requirements-test.txt
 STAMP := $(VENV)/.installed-$(shell sha256sum $(REQUIREMENTS) 2>/dev/null | cut -c1-16)
 
-.PHONY: demo test deps venv py38 unit integration molecule sanity lint docs changelog clean
+.PHONY: demo test deps venv py38 unit integration molecule sanity lint docs changelog soak clean
 
 demo: venv
 	$(VENV)/bin/python demo/demo.py
@@ -49,6 +50,9 @@ docs: venv
 
 changelog: venv
 	$(VENV)/bin/antsibull-changelog lint
+
+soak: venv
+	$(VENV)/bin/python scripts/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) tests/output .pytest_cache
