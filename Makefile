@@ -1,6 +1,7 @@
 # portmap.natpmp: `make demo` runs the demo, `make test` the whole test suite.
 # Both install what they need first (Debian packages as root, then a virtualenv with pinned tools).
-# Long runs, not part of `make test`: `make soak` (renewal across reboots).
+# Long runs, not part of `make test`: `make soak` (renewal across reboots), `make fuzz` (120,000 cases),
+# `make bench` (figures against the peers, written to docs/performance.md).
 
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
@@ -8,7 +9,7 @@ VENV := .venv
 REQUIREMENTS := requirements-test.txt
 STAMP := $(VENV)/.installed-$(shell sha256sum $(REQUIREMENTS) 2>/dev/null | cut -c1-16)
 
-.PHONY: demo test deps venv py38 unit integration molecule sanity lint docs changelog soak clean
+.PHONY: demo test deps venv py38 unit integration molecule sanity lint docs changelog soak fuzz bench clean
 
 demo: venv
 	$(VENV)/bin/python demo/demo.py
@@ -51,8 +52,14 @@ docs: venv
 changelog: venv
 	$(VENV)/bin/antsibull-changelog lint
 
+bench: venv
+	scripts/bench.sh
+
+fuzz: venv
+	scripts/fuzz.sh
+
 soak: venv
 	$(VENV)/bin/python scripts/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/output .pytest_cache
+	rm -rf $(VENV) .venv-bench tests/output .pytest_cache

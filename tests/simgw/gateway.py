@@ -336,14 +336,14 @@ class SimulatedGateway:
         epoch = self.epoch
         if isinstance(request, wire.OtherRequest):
             entry.update(version=request.version, op=request.op)
+            if request.op >= wire.RESPONSE_BIT:  # whatever its version: answering replies could loop between peers
+                entry["answer"] = "ignored: a reply, not a request"
+                return None
             if request.version != wire.VERSION:
                 if self.unsupported_version == "silent":
                     entry["answer"] = "silent: unsupported version"
                     return None
                 return wire.encode_short_reply(wire.RESPONSE_BIT, wire.RESULT_UNSUPPORTED_VERSION, epoch)
-            if request.op >= wire.RESPONSE_BIT:
-                entry["answer"] = "ignored: a reply, not a request"
-                return None
             return wire.encode_short_reply(wire.RESPONSE_BIT + request.op, wire.RESULT_UNSUPPORTED_OPCODE, epoch)
         if isinstance(request, wire.PublicAddressRequest):
             entry.update(version=0, op=0)
