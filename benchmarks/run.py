@@ -177,7 +177,7 @@ def renewal_job(gw: SimGateway, folder: str, sizes: Sequence[int], repeats: int)
                 "try:\n    code = main()\nfinally:\n"
                 "    print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')), file=sys.stderr)\n"
                 "sys.exit(code)")
-        for _ in range(repeats):
+        for _repeat in range(repeats):
             argv = [PYTHON, "-c", code, os.path.join(REPO, "plugins", "module_utils"), "--gateway", GATEWAY,
                     "--method", "natpmp", "--ledger", ledger, "--lock", lock, "renew", "--now",
                     "--log", os.path.join(folder, "job.log")]

@@ -40,7 +40,7 @@ def timed(call: Callable[[], Any], n: int) -> Dict[str, Any]:
     """Seconds per call; failures are counted and their time kept too (give-up times)."""
     times: List[float] = []
     errors: List[str] = []
-    for _ in range(n):
+    for _call in range(n):
         start = time.perf_counter()
         try:
             call()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Soak run: short lifetimes kept alive by the renewal job for many lifetimes, across gateway reboots.
 
     make soak                       # 24 lifetimes of 6 s, two reboots (about 2.5 minutes)
@@ -82,7 +81,7 @@ class Sampler(threading.Thread):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--lifetime", type=int, default=6, help="lifetime asked for, seconds (default 6)")
     parser.add_argument("--lifetimes", type=int, default=24, help="how many lifetimes the run lasts (default 24)")
     parser.add_argument("--reboots", type=int, default=2, help="gateway reboots, evenly spread (default 2)")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -82,7 +82,7 @@ def report_cases():
 
 
 @st.composite
-def mutated(draw: Callable[..., Any], seeds: List[bytes]) -> bytes:
+def mutated(draw: st.DrawFn, seeds: List[bytes]) -> bytes:
     """A valid datagram with 1-4 mutations: flipped or set bytes, truncation, extension, splice."""
     data = bytearray(draw(st.sampled_from(seeds)))
     for _step in range(draw(st.integers(1, 4))):
