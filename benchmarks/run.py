@@ -31,6 +31,7 @@ sys.path.insert(0, REPO)
 from tests.harness import miniupnpd as miniupnpd_mod  # noqa: E402  pylint: disable=wrong-import-position
 from tests.harness.netns import Topology, netns_available  # noqa: E402  pylint: disable=wrong-import-position
 from tests.simgw.gateway import control  # noqa: E402  pylint: disable=wrong-import-position
+from benchmarks import plot  # noqa: E402  pylint: disable=wrong-import-position
 
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 BENCH_PYTHON = os.path.join(REPO, ".venv-bench", "bin", "python")
@@ -43,6 +44,7 @@ LABELS = {"ours-natpmp": "portmap (NAT-PMP, in-process)", "ours-pcp": "portmap (
           "pypi": "PyPI NAT-PMP 1.3.2 (in-process)", "natpmpc": "natpmpc (libnatpmp, a process each)",
           "ours-cli": "portmap-natpmp command (a process each)"}
 PROCESS_TOOLS = {"natpmpc", "ours-cli"}
+PLOT_NAME = "latency.svg"
 
 
 # ---------------------------------------------------------------- helpers
@@ -66,7 +68,7 @@ def worker(argv: Sequence[str], python: str = PYTHON, netns: Optional[Topology] 
 def stats(times: List[float]) -> Dict[str, float]:
     ordered = sorted(times)
     p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
-    return {"median": statistics.median(ordered), "p99": p99, "n": len(ordered)}
+    return {"median": statistics.median(ordered), "p99": p99, "n": len(ordered), **plot.percentiles(ordered)}
 
 
 def ms(seconds: float) -> str:
@@ -277,6 +279,13 @@ def latency_lines(title: str, table: Dict[str, Dict[str, Any]]) -> List[str]:
     return lines + [""]
 
 
+def plot_svg(data: Dict[str, Any]) -> str:
+    sections = [("Simulated gateway on loopback", data["latency_simgw"])]
+    if "latency_miniupnpd" in data:
+        sections.append(("miniupnpd in sealed network namespaces", data["latency_miniupnpd"]))
+    return plot.svg(sections, TOOLS, LABELS)
+
+
 def report(data: Dict[str, Any], command: str, seconds: float) -> str:
     lines = ["# Performance", "",
              f"Measured by `{command}` on {data['date']}, in one run of {seconds:.0f} s, on {data['machine']}.",
@@ -285,6 +294,7 @@ def report(data: Dict[str, Any], command: str, seconds: float) -> str:
              "`public` is NAT-PMP's public address request (PCP: ANNOUNCE). In-process tools are timed per call,",
              "the command-line tools per process (start-up included); both kinds are shown next to each other.", "",
              "## Per-request latency", ""]
+    lines += [f"![latency distributions: whisker p1-p99, box p25-p75, bar median]({PLOT_NAME})", ""]
     lines += latency_lines("Simulated gateway on loopback", data["latency_simgw"])
     if "latency_miniupnpd" in data:
         lines += latency_lines("miniupnpd 2.3.1 in sealed network namespaces (client in the host namespace)",
@@ -294,7 +304,9 @@ def report(data: Dict[str, Any], command: str, seconds: float) -> str:
     lines += ["## Time to give up on a gateway that never answers (each tool's defaults)", "",
               "| client | seconds | outcome |", "|---|---:|---|"]
     for tool, row in data["give_up"].items():
-        outcome = " ".join(row["outcome"].split()).replace("|", "/")[:110]
+        outcome = " ".join(row["outcome"].split()).replace("|", "/")
+        if len(outcome) > 110:
+            outcome = outcome[:110].rsplit(" ", 1)[0] + " ..."
         lines.append(f"| {LABELS[tool]} | {row['seconds']:.2f} | {outcome} |")
     lines += ["", "## Playbook wall time (ansible-playbook, simulated gateway on loopback)", "",
               "| playbook | seconds |", "|---|---:|"]
@@ -365,7 +377,10 @@ def main() -> int:
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as handle:
         handle.write(text)
-    print(f"written to {args.output}")
+    plot_path = os.path.join(os.path.dirname(args.output), PLOT_NAME)
+    with open(plot_path, "w", encoding="utf-8") as handle:
+        handle.write(plot_svg(data))
+    print(f"written to {args.output} and {plot_path}")
     return 0
 
 
