@@ -83,9 +83,11 @@ def test_a_reply_not_from_the_gateway_never_changes_state(gw, tmp_path, loopback
     assert (entry.external_port, entry.lifetime, entry.public_address) == (8080, 3600, "11.22.33.2")
 
 
-def test_files_written_on_the_host_are_not_writable_by_others(gw, tmp_path):
-    """Even under umask 000: the ledger, the lock file and the job's log file."""
-    old = os.umask(0)
+@pytest.mark.parametrize("umask", [0o000, 0o077], ids=["umask000", "umask077"])
+def test_files_written_on_the_host_are_not_writable_by_others(gw, tmp_path, umask):
+    """The ledger, the lock file and the job's log file are 0644 whatever the umask: never writable by
+    others under 000, and still readable by the job's user and logrotate under 077."""
+    old = os.umask(umask)
     try:
         manager(gw, tmp_path, "natpmp").present([Desired("tcp", 8080, 8080, 3600)])
         log = tmp_path / "job.log"
