@@ -4,7 +4,7 @@
 # service start is put in place, unless the machine already has one (then it is left alone).
 set -euo pipefail
 
-PACKAGES=(python3 python3-venv python3-dev gcc git make iproute2 nftables natpmpc miniupnpd-nftables cron procps shellcheck)
+PACKAGES=(python3 python3-venv python3-dev gcc git make iproute2 nftables natpmpc miniupnpd-nftables miniupnpc coturn cron procps shellcheck)
 
 missing=()
 for package in "${PACKAGES[@]}"; do
