@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Dict
 
 from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.client import Client
-from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.errors import PortmapError
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.errors import InputError, PortmapError
 from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.ledger import Ledger
-from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.lock import HostLock
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.lock import ProcessLock
 from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.manage import (
     ApplyError,
     prepare_ledger_path,
@@ -27,12 +28,16 @@ COMMON_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 def open_ledger_and_client(module: Any, create_folder: bool = True) -> Any:
     """The ledger and a client, from the common options; no packet is sent.
 
-    ``create_folder`` False (read-only modules): a missing default folder is no ledger.
+    ``create_folder`` False (read-only modules): a missing default folder is no ledger,
+    and the client then serializes its requests within this process only.
     """
     params = module.params
     if params["timeout"] <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {params['timeout']}")
-    lock = HostLock()
+        raise InputError(f"timeout must be a positive number of seconds, got {params['timeout']}")
+    path = prepare_ledger_path(params["ledger_path"], create_folder)
+    ledger = Ledger(path)
+    ledger.load()  # a ledger that cannot be read fails here, before any request
+    lock = ledger.lock if os.path.isdir(ledger.folder) else ProcessLock()
     client = Client(  # validates the gateway (or finds it); sends nothing
         params["gateway"],
         timeout=params["timeout"],
@@ -40,14 +45,15 @@ def open_ledger_and_client(module: Any, create_folder: bool = True) -> Any:
         lock=lock,
         method=params["method"],
     )
-    path = prepare_ledger_path(params["ledger_path"], create_folder)
-    ledger = Ledger(path, lock)
-    ledger.load()  # a ledger that cannot be read fails here, before any request
     return ledger, client
 
 
-def run(module: Any, work: Callable[[], Dict[str, Any]]) -> None:
-    """Run ``work`` and exit: its result, or fail_json with a message a sysadmin can act on."""
+def execute(module: Any, work: Callable[[], Dict[str, Any]]) -> None:
+    """Run ``work`` and exit: its result, or fail_json with a message a sysadmin can act on.
+
+    Only this package's own errors (PortmapError: bad input, what the gateway said, the
+    ledger) become a plain message; any other exception is a bug and keeps its traceback.
+    """
     try:
         result = work()
     except ApplyError as exc:
@@ -56,7 +62,7 @@ def run(module: Any, work: Callable[[], Dict[str, Any]]) -> None:
         if module._diff and diff is not None:
             details["diff"] = diff
         module.fail_json(msg=str(exc), **details)
-    except (PortmapError, ValueError) as exc:
+    except PortmapError as exc:
         module.fail_json(msg=str(exc))
     diff = result.pop("diff", None)
     if module._diff and diff is not None:

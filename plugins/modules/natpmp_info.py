@@ -169,8 +169,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.portmap.natpmp.plugins.module_utils.common import (
     COMMON_ARGUMENT_SPEC,
+    execute,
     open_ledger_and_client,
-    run,
 )
 from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.manage import Manager
 
@@ -182,7 +182,7 @@ def main() -> None:
         ledger, client = open_ledger_and_client(module, create_folder=False)
         return dict(Manager(ledger, client).info(), changed=False)
 
-    run(module, work)
+    execute(module, work)
 
 
 if __name__ == "__main__":

@@ -228,9 +228,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.portmap.natpmp.plugins.module_utils.common import (
     COMMON_ARGUMENT_SPEC,
+    execute,
     open_ledger_and_client,
-    run,
 )
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.errors import InputError
 from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.manage import (
     PROTOCOL_CHOICES,
     Manager,
@@ -269,9 +270,9 @@ def main() -> None:
 
     def work():
         if params["exclusive"] and not params["mappings"]:
-            raise ValueError("exclusive needs the list form: give the mappings option, not internal_port")
+            raise InputError("exclusive needs the list form: give the mappings option, not internal_port")
         if params["exclusive"] and params["state"] == "absent":
-            raise ValueError("exclusive applies only to state=present")
+            raise InputError("exclusive applies only to state=present")
         if params["mappings"] is not None:
             desired = normalize(params["mappings"], lambda i, name: f"mappings[{i}].{name}")
         else:
@@ -282,7 +283,7 @@ def main() -> None:
             return manager.absent(desired)
         return manager.present(desired, exclusive=params["exclusive"], strict_port=params["strict_port"])
 
-    run(module, work)
+    execute(module, work)
 
 
 if __name__ == "__main__":

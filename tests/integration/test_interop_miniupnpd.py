@@ -57,7 +57,7 @@ def test_map_forwards_tcp_from_the_wan_and_delete_stops_it(topology, miniupnpd):
     assert wan_connect(topology, 8080).startswith("failed"), "reachable before any mapping?"
 
     results = run_client(topology, textwrap.dedent("""
-        c = Client(lock_path="/tmp/portmap-interop.lock")
+        c = Client()
         out([c.gateway, c.found_in])
         out(c.public_address().to_dict())
         out(c.map("tcp", 8080, 8080, 3600).to_dict())
@@ -71,7 +71,7 @@ def test_map_forwards_tcp_from_the_wan_and_delete_stops_it(topology, miniupnpd):
     assert wan_connect(topology, 8080) == "hello from the host"
 
     results = run_client(topology, textwrap.dedent("""
-        c = Client(lock_path="/tmp/portmap-interop.lock")
+        c = Client()
         out(c.delete("tcp", 8080).to_dict())
     """))
     assert (results[0]["external_port"], results[0]["lifetime"]) == (0, 0)
@@ -81,7 +81,7 @@ def test_map_forwards_tcp_from_the_wan_and_delete_stops_it(topology, miniupnpd):
 
 def test_udp_map_renew_and_delete_all(topology, miniupnpd):
     results = run_client(topology, textwrap.dedent("""
-        c = Client(lock_path="/tmp/portmap-interop.lock")
+        c = Client()
         first = c.map("udp", 5353, 5353, 120)
         again = c.map("udp", 5353, 5353, 120)
         other = c.map("udp", 5354, 0, 120)
@@ -98,7 +98,7 @@ def test_udp_map_renew_and_delete_all(topology, miniupnpd):
 
 def test_errors_from_the_real_gateway(topology, miniupnpd):
     results = run_client(topology, textwrap.dedent("""
-        c = Client(lock_path="/tmp/portmap-interop.lock", timeout=1.0)
+        c = Client(timeout=1.0)
         try:
             c.map("tcp", 80, 80, 60)  # outside the allow rules
         except errors.NotAuthorized as exc:
@@ -128,7 +128,7 @@ def test_auto_speaks_pcp_and_the_mapping_forwards(topology, miniupnpd):
                               stdout=subprocess.PIPE, text=True)
     assert listener.stdout.readline().strip() == "listening"
     results = run_client(topology, textwrap.dedent("""
-        c = Client(lock_path="/tmp/portmap-interop.lock", method="auto")
+        c = Client(method="auto")
         public = c.public_address()
         out(public.to_dict())
         granted = c.map("tcp", 9090, 9090, 600)
@@ -146,7 +146,7 @@ def test_auto_speaks_pcp_and_the_mapping_forwards(topology, miniupnpd):
     # Renewal with the same nonce keeps the mapping; another nonce may not delete it.
     nonce = granted["nonce"]
     results = run_client(topology, textwrap.dedent(f"""
-        c = Client(lock_path="/tmp/portmap-interop.lock", method="pcp")
+        c = Client(method="pcp")
         out(c.map("tcp", 9090, 9090, 600, nonce={nonce!r}).to_dict())
         try:
             c.delete("tcp", 9090, nonce="b34a4c039996c8d53c0d9663")
@@ -159,7 +159,7 @@ def test_auto_speaks_pcp_and_the_mapping_forwards(topology, miniupnpd):
     assert wan_connect(topology, 9090) == "hello from the host", "the refused delete removed the mapping"
 
     results = run_client(topology, textwrap.dedent(f"""
-        c = Client(lock_path="/tmp/portmap-interop.lock", method="pcp")
+        c = Client(method="pcp")
         out(c.delete("tcp", 9090, nonce={nonce!r}).to_dict())
     """))
     assert results[0]["lifetime"] == 0
@@ -175,7 +175,7 @@ def test_pcp_address_mismatch_from_the_real_gateway(topology, miniupnpd):
         nonce = bytes.fromhex("d5e352346f39173dd08c34dd")
         pending = wire_pcp.map_request("tcp", 9092, 9092, 600, nonce)
         data = wire_pcp.encode_map_request("192.168.77.99", nonce, "tcp", 9092, 9092, 600)
-        raw = Transport(Client(lock_path="/tmp/portmap-interop.lock").gateway, timeout=2.0)
+        raw = Transport(Client().gateway, timeout=2.0)
         reply = raw.exchange(data, pending.match, "MAP with another client address")
         error = pending.error(reply, raw.where)
         out([reply.result, reply.lifetime, error.__class__.__name__, str(error)])
@@ -187,7 +187,7 @@ def test_pcp_address_mismatch_from_the_real_gateway(topology, miniupnpd):
 
 def test_forced_natpmp_still_works_on_a_pcp_gateway(topology, miniupnpd):
     results = run_client(topology, textwrap.dedent("""
-        c = Client(lock_path="/tmp/portmap-interop.lock", method="natpmp")
+        c = Client(method="natpmp")
         out(c.map("udp", 5360, 5360, 120).to_dict())
         out(c.delete("udp", 5360).to_dict())
     """))

@@ -15,6 +15,7 @@ from portmap.client import Client
 from portmap.ledger import Ledger
 from portmap.lock import HostLock
 from portmap import manage
+from portmap.errors import InputError
 from portmap.manage import ApplyError, Desired, Manager
 
 
@@ -111,7 +112,7 @@ def test_normalize_names_fields_and_refuses_duplicates():
 
     assert manage.normalize([{"internal_port": 80, "protocol": "both"}], where) == [
         Desired("tcp", 80, 80, 7200), Desired("udp", 80, 80, 7200)]
-    with pytest.raises(ValueError, match=r"mappings\[1\].internal_port: tcp/80 is already declared by entry 0"):
+    with pytest.raises(InputError, match=r"mappings\[1\].internal_port: tcp/80 is already declared by entry 0"):
         manage.normalize([{"internal_port": 80}, {"internal_port": 80, "external_port": 81}], where)
 
 

@@ -85,8 +85,8 @@ def test_a_reply_not_from_the_gateway_never_changes_state(gw, tmp_path, loopback
 
 @pytest.mark.parametrize("umask", [0o000, 0o077], ids=["umask000", "umask077"])
 def test_files_written_on_the_host_are_not_writable_by_others(gw, tmp_path, umask):
-    """The ledger, the lock file and the job's log file are 0644 whatever the umask: never writable by
-    others under 000, and still readable by the job's user and logrotate under 077."""
+    """The ledger and the job's log file are 0644 whatever the umask: never writable by others under 000,
+    and still readable by logrotate under 077.  The lock is 0600 (only its owner and root may take it)."""
     old = os.umask(umask)
     try:
         manager(gw, tmp_path, "natpmp").present([Desired("tcp", 8080, 8080, 3600)])
@@ -99,7 +99,7 @@ def test_files_written_on_the_host_are_not_writable_by_others(gw, tmp_path, umas
         os.umask(old)
     assert proc.returncode == 0, proc.stderr
     modes = {name: stat.S_IMODE(os.stat(tmp_path / name).st_mode) for name in ("ledger.json", "lock", "job.log")}
-    assert modes == {"ledger.json": 0o644, "lock": 0o644, "job.log": 0o644}
+    assert modes == {"ledger.json": 0o644, "lock": 0o600, "job.log": 0o644}
     assert "renewed TCP internal port 8080" in log.read_text()
 
 

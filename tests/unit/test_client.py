@@ -11,6 +11,7 @@ from portmap import wire_natpmp as wire
 from portmap.client import Client
 from portmap.epoch import EpochObservation
 from portmap.errors import (
+    InputError,
     GatewayTimeout,
     LockTimeout,
     NetworkFailure,
@@ -187,6 +188,10 @@ def test_result_codes_name_gateway_protocol_ports_and_result(tmp_path, code, cls
         (lambda c: c.delete("tcp", 65536), "internal_port"),
         (lambda c: c.delete("sctp", 80), "protocol"),
         (lambda c: c.delete_all("icmp"), "protocol"),
+        (lambda c: c.map(None, 80), "protocol"),
+        (lambda c: c.map("TCP", 80), "protocol"),
+        (lambda c: c.map("tcp", 80, 80.0, 60), "external_port"),
+        (lambda c: c.map("tcp", 80, 80, None), "lifetime"),
     ],
 )
 def test_bad_input_raises_before_any_packet(tmp_path, call, field):
@@ -194,7 +199,7 @@ def test_bad_input_raises_before_any_packet(tmp_path, call, field):
         pytest.fail(f"a packet was sent despite bad input: {data.hex()}")
 
     client, channels = make_client(tmp_path, ScriptedGateway(), on_send=no_send)
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(InputError, match=field):
         call(client)
     assert channels == []  # not even a socket was made
     assert not client.lock.held
@@ -293,3 +298,9 @@ def test_rebooted_stays_set_and_each_result_reports_its_own_exchange(tmp_path):
 def test_without_a_seed_the_first_reply_is_no_reboot(tmp_path):
     client, _channels = make_client(tmp_path, ScriptedGateway(epoch=0))
     assert not client.public_address().rebooted
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 0.0, True, "3", None])
+def test_the_timeout_is_checked_by_the_client(tmp_path, timeout):
+    with pytest.raises(InputError, match="timeout must be a positive number of seconds"):
+        Client(GATEWAY[0], port=GATEWAY[1], lock_path=str(tmp_path / "lock"), timeout=timeout)

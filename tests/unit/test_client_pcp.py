@@ -356,7 +356,7 @@ def test_made_with_pcp_is_not_deleted_when_pcp_was_refused_this_run(tmp_path):
 def test_delete_with_natpmp_detours_and_keeps_pcp(tmp_path):
     rig = Rig(tmp_path, DualGateway())
     rig.client.public_address()
-    deleted = rig.client.delete("tcp", 8080, method="natpmp")
+    deleted = rig.client.delete("tcp", 8080, made_with="natpmp")
     assert rig.datagrams()[1:] == [NATPMP_DELETE_TCP_8080]
     assert (deleted.lifetime, deleted.external_port) == (0, 0)
     assert (deleted.method, deleted.nonce) == ("natpmp", "")  # labelled with the protocol really used

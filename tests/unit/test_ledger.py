@@ -203,13 +203,16 @@ def test_unwritable_folder_is_an_error_and_the_old_file_stays(request_cleanup, u
     folder.mkdir(mode=0o755)
     led = Ledger(str(folder / "ledger.json"), HostLock(str(tmp_path / "lock")))
     led.save(LedgerData([make_entry()]))
+    own = tmp_path / "nobody"  # the job user's lock lives in a folder of its own
+    own.mkdir(mode=0o755)
+    os.chown(own, 65534, 65534)
     script = (
         "import sys; sys.path.insert(0, %r)\n"
         "from portmap.ledger import Ledger, LedgerData, LedgerError\n"
         "from portmap.lock import HostLock\n"
         "led = Ledger(%r, HostLock(%r))\n"
         "try:\n    led.save(LedgerData())\nexcept LedgerError as exc:\n    print(exc)\n"
-    ) % (os.path.abspath(os.path.dirname(ledger_mod.__file__) + "/.."), led.path, str(tmp_path / "lock2"))
+    ) % (os.path.abspath(os.path.dirname(ledger_mod.__file__) + "/.."), led.path, str(own / "lock"))
     out = subprocess.run(
         [unprivileged_python, "-c", script], capture_output=True, text=True, check=True, cwd="/",
         preexec_fn=drop_to_nobody,

@@ -11,10 +11,10 @@ import textwrap
 
 import pytest
 
-from portmap.errors import LockTimeout
-from portmap.lock import HostLock
+from portmap.errors import LockTimeout, PortmapError
+from portmap.lock import LOCK_NAME, HostLock, lock_path_for
 
-from tests.unit.conftest import MODULE_UTILS, drop_to_nobody
+from tests.unit.conftest import MODULE_UTILS, NOBODY, drop_to_nobody
 
 
 class StepClock:
@@ -120,6 +120,14 @@ def shared_folder():
     shutil.rmtree(folder)
 
 
+def run_as_nobody(python, path):
+    """What user nobody gets when it tries to take the lock at ``path`` (the error's text)."""
+    out = subprocess.run([python, "-c", NOBODY_SCRIPT, MODULE_UTILS, path, "0.2"], capture_output=True,
+                         text=True, check=False, timeout=30, cwd="/", preexec_fn=drop_to_nobody)
+    assert out.returncode != 0, out.stdout
+    return out.stderr
+
+
 def as_nobody(python, path, timeout):
     out = subprocess.run([python, "-c", NOBODY_SCRIPT, MODULE_UTILS, path, str(timeout)], capture_output=True,
                          text=True, check=False, timeout=30, cwd="/", preexec_fn=drop_to_nobody)
@@ -128,11 +136,19 @@ def as_nobody(python, path, timeout):
     return access, lock_result
 
 
-@pytest.mark.parametrize("umask", [0o022, 0o077])
-def test_another_user_locks_a_root_made_file(unprivileged_python, shared_folder, umask):
-    """The renewal job runs unprivileged: flock() on a read-only descriptor is enough,
-    and the file root made is 0644 whatever root's umask."""
-    path = os.path.join(shared_folder, "lock")
+def _nobody_folder(parent):
+    """A folder owned by user nobody, mode 0755: the ledger folder the role gives the job's user."""
+    folder = os.path.join(parent, "job")
+    os.mkdir(folder, 0o755)
+    os.chown(folder, NOBODY, NOBODY)
+    return folder
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000, 0o077])
+def test_root_makes_the_lock_0600_for_the_folder_owner(unprivileged_python, shared_folder, umask):
+    """root (the modules) makes the lock beside the ledger; it belongs to the folder's
+    owner (the job's user), mode 0600 whatever the umask, and locks for both."""
+    path = os.path.join(_nobody_folder(shared_folder), LOCK_NAME)
     old = os.umask(umask)
     try:
         root_lock = HostLock(path)
@@ -141,58 +157,82 @@ def test_another_user_locks_a_root_made_file(unprivileged_python, shared_folder,
         os.umask(old)
     try:
         st = os.stat(path)
-        assert (st.st_mode & 0o777, st.st_uid) == (0o644, 0)
-        # While root holds it, nobody waits and times out: the lock is real for them too.
-        assert as_nobody(unprivileged_python, path, 0.2) == ("read-only", "timeout")
+        assert (st.st_mode & 0o777, st.st_uid) == (0o600, NOBODY)
+        # While root holds it, the job's user waits and times out: the lock is real for it too.
+        assert as_nobody(unprivileged_python, path, 0.2) == ("writable", "timeout")
     finally:
         root_lock.release()
-    assert as_nobody(unprivileged_python, path, 2) == ("read-only", "locked True")
-
-
-def test_root_locks_a_file_the_job_user_made_in_a_sticky_folder(unprivileged_python, shared_folder):
-    """After a reboot /run/lock is empty and the unprivileged job may create the file first."""
-    sticky = os.path.join(shared_folder, "lock-dir")
-    os.mkdir(sticky)
-    os.chmod(sticky, 0o1777)
-    path = os.path.join(sticky, "lock")
     assert as_nobody(unprivileged_python, path, 2) == ("writable", "locked True")
-    assert os.stat(path).st_uid == 65534
-    with HostLock(path, timeout=1) as lock:
+
+
+def test_another_user_cannot_take_the_lock(unprivileged_python, shared_folder):
+    """Any local user could hold a lock file it can open and stop every renewal: it cannot open this one."""
+    path = os.path.join(shared_folder, LOCK_NAME)  # root's folder, mode 0755
+    with HostLock(path):
+        pass
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    out = run_as_nobody(unprivileged_python, path)
+    assert "cannot open the lock file" in out and "Permission denied" in out
+    # ...nor open it read-only for flock(), the way the old 0644 lock allowed
+    probe = subprocess.run([unprivileged_python, "-c", "import os, sys; os.open(sys.argv[1], os.O_RDONLY)", path],
+                           capture_output=True, text=True, check=False, cwd="/", preexec_fn=drop_to_nobody)
+    assert probe.returncode != 0 and "PermissionError" in probe.stderr
+    with HostLock(path, timeout=0.5) as lock:
         assert lock.held
 
 
-def test_an_existing_lock_file_is_opened_without_o_creat(tmp_path, monkeypatch):
-    """With fs.protected_regular (the systemd default) root may not O_CREAT-open another
-    user's file in a sticky folder such as /run/lock; an existing file is opened plainly."""
-    import portmap.lock as lock_module
-
-    path = str(tmp_path / "lock")
-    with HostLock(path):  # creates it
-        pass
-    flags = []
-    real_open = os.open
-
-    def spy(file, flag, *args):
-        if file == path:
-            flags.append(flag)
-        return real_open(file, flag, *args)
-
-    monkeypatch.setattr(lock_module.os, "open", spy)
-    with HostLock(path):
-        pass
-    assert flags and not any(flag & os.O_CREAT for flag in flags)
-    assert all(flag & (os.O_WRONLY | os.O_RDWR) == 0 for flag in flags)
+def test_another_user_cannot_make_the_lock_first(unprivileged_python, shared_folder):
+    path = os.path.join(shared_folder, LOCK_NAME)
+    out = run_as_nobody(unprivileged_python, path)
+    assert "Permission denied" in out
+    assert not os.path.exists(path)
 
 
-def test_a_new_lock_file_is_0644_whatever_the_umask(tmp_path):
-    path = str(tmp_path / "lock")
-    old = os.umask(0o077)
-    try:
-        with HostLock(path):
-            pass
-    finally:
-        os.umask(old)
-    assert os.stat(path).st_mode & 0o777 == 0o644
+@pytest.mark.parametrize("mode", [0o1777, 0o777, 0o775, 0o757])
+def test_a_folder_others_can_write_is_refused(tmp_path, mode):
+    """In a folder others can write, anyone could make the lock first or replace it."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    os.chmod(folder, mode)
+    with pytest.raises(PortmapError, match=r"writable by users other than its owner .*chmod go-w"):
+        HostLock(str(folder / LOCK_NAME)).acquire()
+    assert not (folder / LOCK_NAME).exists()
+
+
+def test_a_symlink_is_refused(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("precious\n")
+    os.chmod(target, 0o644)
+    path = tmp_path / LOCK_NAME
+    path.symlink_to(target)
+    with pytest.raises(PortmapError, match="is a symbolic link; refusing"):
+        HostLock(str(path)).acquire()
+    assert target.read_text() == "precious\n"
+    assert os.stat(target).st_mode & 0o777 == 0o644  # not made the lock's 0600
+
+
+def test_a_lock_of_another_user_is_refused(tmp_path):
+    path = tmp_path / LOCK_NAME
+    path.write_text("")
+    os.chown(path, 4321, 4321)
+    with pytest.raises(PortmapError, match="belongs to user id 4321, not to root or to the owner of its folder"):
+        HostLock(str(path)).acquire()
+
+
+def test_a_lock_that_is_not_a_file_is_refused(tmp_path):
+    (tmp_path / LOCK_NAME).mkdir()
+    with pytest.raises(PortmapError, match="cannot open the lock file|not a regular file"):
+        HostLock(str(tmp_path / LOCK_NAME)).acquire()
+
+
+def test_a_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(PortmapError, match="folder .*nothere does not exist"):
+        HostLock(str(tmp_path / "nothere" / LOCK_NAME)).acquire()
+
+
+def test_the_lock_goes_beside_the_ledger():
+    assert lock_path_for("/var/lib/portmap-natpmp/ledger.json") == "/var/lib/portmap-natpmp/.portmap-natpmp.lock"
+    assert lock_path_for("relative.json") == os.path.join(os.getcwd(), ".portmap-natpmp.lock")
 
 
 def test_lock_timeout_is_measured_on_the_injected_clock(tmp_path):

@@ -180,11 +180,6 @@ def test_per_call_timeout_overrides_the_default():
     assert clock.now - start == pytest.approx(1.0)
 
 
-def test_timeout_must_be_positive():
-    with pytest.raises(ValueError, match="timeout"):
-        Transport("127.0.0.1", timeout=0)
-
-
 # Real sockets, on loopback only.
 
 def test_real_silent_socket_times_out_at_the_deadline(loopback_address):

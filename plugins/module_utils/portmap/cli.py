@@ -16,19 +16,16 @@ keeps alive and ``status`` shows.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import Any, Callable, List, Optional, Sequence
 
-from .client import AUTO, DEFAULT_LIFETIME, METHODS, PROTOCOLS, Client
-from .errors import PortmapError
-from .ledger import DEFAULT_PATH, Ledger
-from .lock import HostLock, default_lock_path
-from .manage import ApplyError, Manager, describe, normalize
-from .renew import Renewer
-from .transport import DEFAULT_PORT, DEFAULT_TIMEOUT
+from . import defaults
+from .errors import InputError, PortmapError
+
+# The command starts often (the renewal job, shell loops): each subcommand imports
+# only the modules it uses, inside the function that runs it.
 
 PROG = "portmap-natpmp"
 LOG_MODE = 0o644  # as the logrotate snippet creates it
@@ -79,27 +76,29 @@ def parser() -> argparse.ArgumentParser:
                     "NAT-PMP (RFC 6886).",
         epilog="Exit codes: 0 success, 1 a request or renewal failed, 2 bad usage, 3 the on-change hook failed.")
     main.add_argument("--gateway", help="the gateway's IPv4 address (default: the default route's router)")
-    main.add_argument("--port", type=int, default=DEFAULT_PORT, help=argparse.SUPPRESS)
+    main.add_argument("--port", type=int, default=defaults.PORT, help=argparse.SUPPRESS)
     main.add_argument("--source-address", help="local address to send from (VPN, policy routing)")
-    main.add_argument("--method", choices=METHODS, default=AUTO,
+    main.add_argument("--method", choices=defaults.METHODS, default=defaults.AUTO,
                       help="protocol: auto (PCP, falling back to NAT-PMP; the default), pcp, or natpmp")
-    main.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                      help=f"deadline of each request, seconds (default {DEFAULT_TIMEOUT:g})")
-    main.add_argument("--ledger", default=DEFAULT_PATH, help=f"the ledger file (default {DEFAULT_PATH})")
-    main.add_argument("--lock", default=None, help=f"the per-host lock file (default {default_lock_path()})")
+    main.add_argument("--timeout", type=_seconds, default=defaults.TIMEOUT,
+                      help=f"deadline of each request, seconds (default {defaults.TIMEOUT:g})")
+    main.add_argument("--ledger", default=defaults.LEDGER_PATH, help=f"the ledger file (default {defaults.LEDGER_PATH})")
+    main.add_argument("--lock", default=None,
+                      help="the per-host lock file (default: .portmap-natpmp.lock beside the ledger); its folder must "
+                      "be writable by its owner only, like the ledger's")
     sub = main.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     sub.add_parser("public", help="print the gateway's public address, epoch and the protocols it speaks")
 
     mapping = sub.add_parser("map", help="create or renew a mapping and record it in the ledger")
-    mapping.add_argument("protocol", choices=PROTOCOLS + ("both",))
+    mapping.add_argument("protocol", choices=defaults.PROTOCOLS + ("both",))
     mapping.add_argument("internal_port", type=int)
     mapping.add_argument("--external-port", type=int, help="suggested public port (0: any; default: internal port)")
-    mapping.add_argument("--lifetime", type=int, default=DEFAULT_LIFETIME,
-                         help=f"requested lifetime, seconds (default {DEFAULT_LIFETIME})")
+    mapping.add_argument("--lifetime", type=int, default=defaults.LIFETIME,
+                         help=f"requested lifetime, seconds (default {defaults.LIFETIME})")
 
     delete = sub.add_parser("delete", help="delete a mapping on the gateway and from the ledger")
-    delete.add_argument("protocol", choices=PROTOCOLS + ("both",))
+    delete.add_argument("protocol", choices=defaults.PROTOCOLS + ("both",))
     delete.add_argument("internal_port", type=int)
 
     status = sub.add_parser("status", help="the ledger's mappings, with time left and the last result")
@@ -115,8 +114,21 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def _client_factory(args: argparse.Namespace, lock: HostLock) -> Callable[..., Client]:
-    def make(gateway: Optional[str] = None, epoch: Any = None) -> Client:
+def _seconds(text: str) -> float:
+    """A positive number of seconds (argparse turns the error into a usage message)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _client_factory(args: argparse.Namespace, lock: Any) -> Callable[..., Any]:
+    from .client import Client  # pylint: disable=import-outside-toplevel
+
+    def make(gateway: Optional[str] = None, epoch: Any = None) -> Any:
         return Client(gateway or args.gateway, port=args.port, timeout=args.timeout,
                       source_address=args.source_address, lock=lock, epoch=epoch, method=args.method)
     return make
@@ -137,17 +149,36 @@ def _print_mappings(rows: List[dict]) -> None:
             f"{left:>10}  {result}")
 
 
-def run(args: argparse.Namespace) -> int:
-    lock = HostLock(args.lock)
-    ledger = Ledger(args.ledger, lock)
-    make_client = _client_factory(args, lock)
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the subcommand ``args`` names; its exit code."""
+    # pylint: disable=import-outside-toplevel
+    from .ledger import Ledger
+    from .lock import HostLock
+
+    ledger = Ledger(args.ledger, HostLock(args.lock) if args.lock else None)
     if args.command == "status":
+        from .manage import describe
+
         rows = [describe(e, time.time()) for e in ledger.load().entries]
         if args.json:
+            import json
+
             say(json.dumps(rows, indent=2))
         else:
             _print_mappings(rows)
         return EXIT_OK
+    make_client = _client_factory(args, ledger.lock)
+    if args.command == "renew":
+        from .renew import Renewer
+
+        log = Logger(args.log)
+        report = Renewer(ledger, make_client, log, args.on_change).run(force=args.now)
+        log(f"renew: {report.renewed} renewed, {report.kept} not due, {report.failed} failed")
+        if report.failed:
+            return EXIT_FAILED
+        return EXIT_HOOK if report.hook_failed else EXIT_OK
+    from .manage import Manager, normalize
+
     if args.command == "public":
         facts = Manager(ledger, make_client()).info()
         if not facts["answers"]:
@@ -156,13 +187,6 @@ def run(args: argparse.Namespace) -> int:
             f"(gateway {facts['gateway']}, epoch {facts['epoch']}, speaks "
             f"{', '.join(m for m in ('pcp', 'natpmp') if facts['speaks'][m] is True)})")
         return EXIT_OK
-    if args.command == "renew":
-        log = Logger(args.log)
-        report = Renewer(ledger, make_client, log, args.on_change).run(force=args.now)
-        log(f"renew: {report.renewed} renewed, {report.kept} not due, {report.failed} failed")
-        if report.failed:
-            return EXIT_FAILED
-        return EXIT_HOOK if report.hook_failed else EXIT_OK
     spec = {"internal_port": args.internal_port, "protocol": args.protocol}
     if args.command == "map":
         spec.update(external_port=args.external_port, lifetime=args.lifetime)
@@ -186,10 +210,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return run(args)
-    except ApplyError as exc:
+        return dispatch(args)
+    except PortmapError as exc:  # ApplyError included: what was done is in the ledger
         say(f"{PROG}: {exc}", sys.stderr)
-        return EXIT_FAILED
-    except (PortmapError, ValueError) as exc:
-        say(f"{PROG}: {exc}", sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILED

@@ -21,20 +21,20 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional
 
-from . import wire_natpmp, wire_pcp
+from . import defaults, wire_natpmp, wire_pcp
 from .discovery import discover_gateway
 from .epoch import EpochObservation, lost_state
-from .errors import GatewayTimeout, PortmapError, UnsupportedVersion
-from .lock import HostLock
+from .errors import GatewayTimeout, InputError, PortmapError, UnsupportedVersion
+from .lock import HostLock, ProcessLock
 from .transport import DEFAULT_PORT, DEFAULT_TIMEOUT, Channel, Transport
 
-PROTOCOLS = ("tcp", "udp")
-DEFAULT_LIFETIME = 7200  # RFC 6886 section 3.3 recommends two hours
+PROTOCOLS = defaults.PROTOCOLS
+DEFAULT_LIFETIME = defaults.LIFETIME
 MAX_LIFETIME = wire_natpmp.MAX_LIFETIME
 NATPMP = wire_natpmp.METHOD
 PCP = wire_pcp.METHOD
-AUTO = "auto"
-METHODS = (AUTO, PCP, NATPMP)
+AUTO = defaults.AUTO
+METHODS = defaults.METHODS
 WIRES = {PCP: wire_pcp, NATPMP: wire_natpmp}
 PCP_SHARE = 1 / 3  # of the deadline, for PCP's first try under "auto"
 NAMES = {PCP: "PCP", NATPMP: "NAT-PMP"}
@@ -87,19 +87,19 @@ class Mapping:
 
 def check_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     return protocol
 
 
 def check_port(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 65535:
-        raise ValueError(f"{name} must be an integer from {minimum} to 65535, got {value!r}")
+        raise InputError(f"{name} must be an integer from {minimum} to 65535, got {value!r}")
     return value
 
 
 def check_lifetime(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIFETIME:
-        raise ValueError(f"lifetime must be an integer from 1 to {MAX_LIFETIME} seconds, got {value!r}")
+        raise InputError(f"lifetime must be an integer from 1 to {MAX_LIFETIME} seconds, got {value!r}")
     return value
 
 
@@ -130,7 +130,9 @@ class Client:
         nonce_factory: Callable[[], bytes] = lambda: os.urandom(wire_pcp.NONCE_LENGTH),
     ) -> None:
         if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+            raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise InputError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.gateway, self.found_in = discover_gateway(gateway)
         self.requested_method = method
         self.method: Optional[str] = None if method == AUTO else method
@@ -142,7 +144,9 @@ class Client:
             clock=clock,
             channel_factory=channel_factory,
         )
-        self.lock = lock or HostLock(lock_path)
+        # The ledger's lock serializes requests per host; a client alone (no ledger, no
+        # lock_path) serializes only the requests of its own process.
+        self.lock = lock or (HostLock(lock_path) if lock_path else ProcessLock())
         self.epoch = epoch
         self.rebooted = False
         self.public_address_seen: Optional[str] = None
@@ -181,19 +185,19 @@ class Client:
         """Whether ``method`` went unanswered or was refused earlier in this client's life."""
         return any(a["method"] == method and a["outcome"] != "answered" for a in self.attempts)
 
-    def _candidates(self, prefer: Optional[str]) -> List[str]:
+    def _candidates(self, made_with: Optional[str]) -> List[str]:
         if self.requested_method != AUTO:
             return [self.requested_method]
-        if prefer in WIRES and not self._failed(prefer):
-            return [prefer] + [m for m in (PCP, NATPMP) if m != prefer]
+        if made_with in WIRES and not self._failed(made_with):
+            return [made_with] + [m for m in (PCP, NATPMP) if m != made_with]
         if self.method is not None:
             return [self.method]
         return [PCP, NATPMP]
 
-    def _exchange(self, build: Callable[[str], Any], prefer: Optional[str] = None,
+    def _exchange(self, build: Callable[[str], Any], made_with: Optional[str] = None,
                   candidates: Optional[List[str]] = None, budget: Optional[float] = None) -> Any:
         """Run the request ``build(method)`` makes; with ``auto``, PCP then NAT-PMP within the deadline."""
-        candidates = candidates or self._candidates(prefer)
+        candidates = candidates or self._candidates(made_with)
         start = self._clock()
         budget = self.transport.timeout if budget is None else budget
         timeouts: List[str] = []
@@ -224,14 +228,13 @@ class Client:
                                              "does not speak " + " nor ".join(refused))
                 continue
             self.attempts.append({"method": method, "outcome": "answered", "seconds": self._clock() - began})
-            if self.method is None or not prefer:
+            if self.method is None or not made_with:
                 self.method = method  # a detour to the protocol a mapping was made with does not decide
             lost = self._observe(reply.epoch, method)
             error = pending.error(reply, self.transport.where)
             if error is not None:
                 raise error
             return reply, lost, method
-        raise PortmapError("no protocol to try")  # not reached: candidates is never empty
 
     @staticmethod
     def _public_request(method: str) -> Any:
@@ -249,7 +252,7 @@ class Client:
 
     def map(
         self, protocol: str, internal_port: int, external_port: Optional[int] = None, lifetime: int = DEFAULT_LIFETIME,
-        nonce: str = "", made_with: str = "",
+        nonce: str = "", made_with: Optional[str] = None,
     ) -> Mapping:
         """Create or renew a mapping; ``external_port`` is a suggestion (0: any).
 
@@ -272,15 +275,15 @@ class Client:
             nonce = ""
         return self._mapping(protocol, internal_port, external_port, lifetime, nonce, None)
 
-    def delete(self, protocol: str, internal_port: int, nonce: str = "", method: Optional[str] = None) -> Mapping:
+    def delete(self, protocol: str, internal_port: int, nonce: str = "", made_with: Optional[str] = None) -> Mapping:
         """Delete this host's mapping of ``internal_port`` (lifetime 0; NAT-PMP: suggested port 0).
 
-        PCP deletes only with the nonce the mapping was made with.  ``method``, the
+        PCP deletes only with the nonce the mapping was made with.  ``made_with``, the
         protocol the mapping was made with, is tried first under ``auto``.
         """
         check_protocol(protocol)
         check_port("internal_port", internal_port)
-        return self._mapping(protocol, internal_port, 0, 0, nonce, method)
+        return self._mapping(protocol, internal_port, 0, 0, nonce, made_with)
 
     def delete_all(self, protocol: str, nonce: str = "") -> Mapping:
         """Delete every mapping of this host for ``protocol`` (internal port 0, lifetime 0).
@@ -291,7 +294,7 @@ class Client:
         return self._mapping(protocol, 0, 0, 0, nonce, None)
 
     def _mapping(self, protocol: str, internal_port: int, external_port: int, lifetime: int, nonce: str,
-                 prefer: Optional[str]) -> Mapping:
+                 made_with: Optional[str]) -> Mapping:
         pcp_nonce = wire_pcp.nonce_from_hex(nonce) if nonce else self._nonce_factory()
 
         def build(method: str) -> Any:
@@ -299,7 +302,7 @@ class Client:
                 return wire_pcp.map_request(protocol, internal_port, external_port, lifetime, pcp_nonce)
             return wire_natpmp.map_request(protocol, internal_port, external_port, lifetime)
 
-        reply, lost, used = self._exchange(build, prefer)
+        reply, lost, used = self._exchange(build, made_with)
         public_address = self.public_address_seen
         used_nonce = ""
         if used == PCP:

@@ -13,6 +13,14 @@ class PortmapError(Exception):
     """Base class of every error raised by this package."""
 
 
+class InputError(PortmapError):
+    """A value given by the user (a module option, a command-line argument) is not valid.
+
+    The message names the parameter and the values it allows.  Any other exception
+    from this package that is not a PortmapError is a bug, and shows its traceback.
+    """
+
+
 class MalformedPacket(PortmapError, ValueError):
     """A datagram that is not a valid message of the protocol."""
 

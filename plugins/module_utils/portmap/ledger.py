@@ -12,21 +12,23 @@ file is left untouched.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from . import defaults
 from .epoch import EpochObservation
 from .errors import PortmapError
-from .lock import HostLock
+from .lock import HostLock, lock_path_for
 
 SCHEMA_VERSION = 1
-DEFAULT_PATH = "/var/lib/portmap-natpmp/ledger.json"
+DEFAULT_PATH = defaults.LEDGER_PATH
 NEW_FILE_MODE = 0o644
+RESERVE = 64 * 1024  # bytes reserved for the write before the first request, on top of the current size
 
 # Migrations from older schema versions: MIGRATIONS[n] turns a version-n document
 # into a version n+1 document.  Version 1 is the first published format.
@@ -182,11 +184,15 @@ def parse_document(document: Any, path: str) -> LedgerData:
 
 
 class Ledger:
-    def __init__(self, path: str = DEFAULT_PATH, lock: Optional[HostLock] = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    """The ledger file and the per-host lock beside it (``lock_path_for(path)`` unless given)."""
+
+    def __init__(self, path: str = DEFAULT_PATH, lock: Optional[HostLock] = None) -> None:
         self.path = path
-        self.lock = lock or HostLock()
-        self.clock = clock
+        self.lock = lock or HostLock(lock_path_for(path))
+
+    @property
+    def folder(self) -> str:
+        return os.path.dirname(os.path.abspath(self.path))
 
     def load(self) -> LedgerData:
         """The ledger's content; an empty ledger when the file does not exist."""
@@ -196,49 +202,68 @@ class Ledger:
         except FileNotFoundError:
             return LedgerData()
         except (OSError, UnicodeDecodeError) as exc:
-            raise LedgerError(f"cannot read ledger {self.path}: {exc}") from None
+            raise LedgerError(f"cannot read ledger {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
         try:
             document = json.loads(text)
         except ValueError as exc:
             raise LedgerError(f"ledger {self.path} is not valid JSON ({exc}); it was left untouched") from None
         return parse_document(document, self.path)
 
-    def save(self, data: LedgerData) -> None:
-        """Write atomically, keeping the existing file's owner and mode."""
-        folder = os.path.dirname(os.path.abspath(self.path))
+    def _reserve(self, consequence: str = "") -> Tuple[int, str]:
+        """The temporary file the write will use, made now with room for it, so a folder that cannot
+        take the write (read-only, full, not ours) fails before anything is sent."""
+        if not os.path.isdir(self.folder):
+            raise LedgerError(f"cannot write ledger {self.path}: the folder {self.folder} does not exist{consequence}")
         try:
-            current = os.stat(self.path)
-        except FileNotFoundError:
-            current = None
+            size = os.stat(self.path).st_size
+        except OSError:
+            size = 0
+        temporary = ""
+        try:
+            fd, temporary = tempfile.mkstemp(prefix=".ledger-", suffix=".tmp", dir=self.folder)
+            try:
+                _fill(fd, size + RESERVE)
+            except OSError:
+                os.close(fd)
+                raise
         except OSError as exc:
-            raise LedgerError(f"cannot stat ledger {self.path}: {exc.strerror}") from None
-        text = json.dumps(data.to_document(), indent=2, sort_keys=True) + "\n"
+            if temporary:
+                _unlink(temporary)
+            raise LedgerError(f"cannot write ledger {self.path}: {exc.strerror or exc}{consequence}") from None
+        return fd, temporary
+
+    def _commit(self, data: LedgerData, fd: int, temporary: str) -> None:
+        """Write ``data`` into the reserved temporary file and move it in place, keeping owner and mode."""
         try:
-            fd, temporary = tempfile.mkstemp(prefix=".ledger-", suffix=".tmp", dir=folder)
-        except OSError as exc:
-            raise LedgerError(f"cannot write ledger {self.path}: {exc.strerror}") from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                current: Optional[os.stat_result] = os.stat(self.path)
+            except FileNotFoundError:
+                current = None
+            text = (json.dumps(data.to_document(), indent=2, sort_keys=True) + "\n").encode("utf-8")
+            os.lseek(fd, 0, os.SEEK_SET)
+            written = 0
+            while written < len(text):
+                written += os.write(fd, text[written:])
+            os.ftruncate(fd, len(text))
+            os.fsync(fd)
             if current is not None:
                 mode, uid, gid = current.st_mode & 0o7777, current.st_uid, current.st_gid
             else:
-                folder_stat = os.stat(folder)
+                folder_stat = os.stat(self.folder)
                 mode, uid, gid = NEW_FILE_MODE, folder_stat.st_uid, folder_stat.st_gid
-            os.chmod(temporary, mode)
+            os.fchmod(fd, mode)
             if os.geteuid() == 0:
-                os.chown(temporary, uid, gid)
+                os.fchown(fd, uid, gid)
+            os.close(fd)
+            fd = -1
             os.replace(temporary, self.path)
         except OSError as exc:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
+            if fd >= 0:
+                os.close(fd)
+            _unlink(temporary)
             raise LedgerError(f"cannot write ledger {self.path}: {exc.strerror or exc}") from None
         try:
-            dir_fd = os.open(folder, os.O_RDONLY)
+            dir_fd = os.open(self.folder, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
@@ -246,18 +271,72 @@ class Ledger:
         except OSError:
             pass
 
+    def save(self, data: LedgerData) -> None:
+        """Write atomically (under the lock), keeping the existing file's owner and mode."""
+        with self.lock:
+            self._commit(data, *self._reserve())
+
     @contextmanager
-    def transaction(self) -> Iterator[LedgerData]:
+    def transaction(self, undo: Optional[Callable[[LedgerData, LedgerData], str]] = None) -> Iterator[LedgerData]:
         """Hold the host lock, yield the content, write it back if it changed.
 
-        The content is written back even when the body raises, so what was done
-        before an error (a mapping granted, a renewal result) is never lost.
+        Before the body runs (before any request), the ledger is read and the write is
+        proven possible: its temporary file is made in the ledger's folder with room
+        for the new content.  The content is written back even when the body raises,
+        so what was done before an error (a mapping granted, a renewal result) is
+        never lost.  When the write still fails, ``undo(before, after)`` is called to
+        take back on the gateway what the ledger cannot record; its account joins the
+        error.
         """
         with self.lock:
             data = self.load()
-            before = data.to_document()
+            before = parse_document(data.to_document(), self.path)
+            fd, temporary = self._reserve("; nothing was sent to the gateway")
             try:
                 yield data
-            finally:
-                if data.to_document() != before:
-                    self.save(data)
+            except BaseException:
+                self._finish(before, data, fd, temporary, undo, raising=True)
+                raise
+            self._finish(before, data, fd, temporary, undo, raising=False)
+
+    def _finish(self, before: LedgerData, data: LedgerData, fd: int, temporary: str,
+                undo: Optional[Callable[[LedgerData, LedgerData], str]], raising: bool) -> None:
+        if data.to_document() == before.to_document():
+            os.close(fd)
+            _unlink(temporary)
+            return
+        try:
+            self._commit(data, fd, temporary)
+        except LedgerError as exc:
+            account = undo(before, data) if undo is not None else ""
+            error = LedgerWriteFailed(f"{exc}{'; ' + account if account else ''}")
+            if raising:  # the body's own error is the one to see; this one is chained to it
+                raise error from exc
+            raise error from None
+
+
+class LedgerWriteFailed(LedgerError):
+    """The ledger could not be written after the gateway was asked; the message says what was undone."""
+
+
+def _fill(fd: int, size: int) -> None:
+    """Make ``size`` bytes of room in the file (allocated, so a full disk shows now)."""
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, 0, size)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)):
+                raise
+    block = b"\0" * 4096
+    left = size
+    while left > 0:
+        left -= os.write(fd, block[:left])
+    os.fsync(fd)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -7,6 +7,14 @@ ledger takes the same lock, so there is only one lock and no ordering to get wro
 The lock is reentrant within one HostLock object (the ledger holds it while the
 client runs its exchanges); two HostLock objects exclude each other even in one
 process, because flock() locks belong to open file descriptions.
+
+The lock file lives beside the ledger (``.portmap-natpmp.lock`` in the ledger's
+folder), so only the folder's owner (the renewal job's user) and root can take it:
+``flock()`` needs only a descriptor, and a lock file other users could open would let
+any of them stop every renewal.  The file is made with mode 0600 and belongs to the
+folder's owner; it is opened with ``O_NOFOLLOW``, and a lock that is not a regular
+file, or belongs to anyone but root or the folder's owner, is refused.  So is a
+folder that users other than its owner and root can write.
 """
 
 from __future__ import annotations
@@ -14,33 +22,50 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import tempfile
+import stat
 import threading
 import time
 from typing import Callable, Optional
 
 from .errors import LockTimeout, PortmapError
 
-LOCK_NAME = "portmap-natpmp.lock"
+LOCK_NAME = ".portmap-natpmp.lock"
+LOCK_MODE = 0o600
 
 
-def default_lock_path() -> str:
-    """/run/lock on Linux, /var/run elsewhere, else the temporary folder."""
-    for folder in ("/run/lock", "/var/run"):
-        if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
-            return os.path.join(folder, LOCK_NAME)
-    return os.path.join(tempfile.gettempdir(), LOCK_NAME)
+def lock_path_for(ledger_path: str) -> str:
+    """The lock file that goes with a ledger: beside it, in the same folder."""
+    return os.path.join(os.path.dirname(os.path.abspath(ledger_path)), LOCK_NAME)
+
+
+def check_private_folder(folder: str, what: str) -> os.stat_result:
+    """The folder's status, unless users other than its owner and root could write in it."""
+    try:
+        status = os.stat(folder)
+    except FileNotFoundError:
+        raise PortmapError(f"the {what} folder {folder} does not exist") from None
+    except OSError as exc:
+        raise PortmapError(f"cannot examine the {what} folder {folder}: {exc.strerror}") from None
+    if not stat.S_ISDIR(status.st_mode):
+        raise PortmapError(f"the {what} folder {folder} is not a folder")
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PortmapError(
+            f"the {what} folder {folder} is writable by users other than its owner (mode "
+            f"{status.st_mode & 0o7777:04o}): any of them could take the lock or replace the ledger; use a "
+            f"folder that only its owner can write (chmod go-w {folder}, or another folder)"
+        )
+    return status
 
 
 class HostLock:
     def __init__(
         self,
-        path: Optional[str] = None,
+        path: str,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.path = path or default_lock_path()
+        self.path = path
         self.timeout = timeout
         self._clock = clock
         self._sleep = sleep
@@ -49,29 +74,36 @@ class HostLock:
         self._mutex = threading.RLock()
 
     def _open(self) -> int:
-        # Read-only is enough for flock(), so a job user can lock a file root made.
-        # An existing file is opened without O_CREAT: with fs.protected_regular (the
-        # systemd default) an O_CREAT open of another user's file in a sticky folder
-        # such as /run/lock fails even for root.  A new file gets mode 0644 whatever
-        # the umask, so every user can open it.
+        folder = os.path.dirname(os.path.abspath(self.path))
+        owner = check_private_folder(folder, "lock file's").st_uid
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            for _attempt in range(3):
-                try:
-                    return os.open(self.path, os.O_RDONLY)
-                except FileNotFoundError:
-                    pass
-                try:
-                    fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                except FileExistsError:
-                    continue  # another process made it meanwhile: open that one
-                try:
-                    os.fchmod(fd, 0o644)
-                except OSError:
-                    pass
-                return fd
-            return os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, flags, LOCK_MODE)
         except OSError as exc:
-            raise PortmapError(f"cannot open lock file {self.path}: {exc.strerror}") from exc
+            if exc.errno == errno.ELOOP:
+                raise PortmapError(f"the lock file {self.path} is a symbolic link; refusing to use it "
+                                   "(remove it: the lock is made again when needed)") from None
+            raise PortmapError(f"cannot open the lock file {self.path}: {exc.strerror}") from None
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise PortmapError(f"the lock file {self.path} is not a regular file; refusing to use it")
+            if status.st_uid not in (0, owner):
+                raise PortmapError(
+                    f"the lock file {self.path} belongs to user id {status.st_uid}, not to root or to the "
+                    f"owner of its folder (user id {owner}); refusing to use it (remove it: the lock is made again)"
+                )
+            if os.geteuid() == 0 and status.st_uid != owner:
+                os.fchown(fd, owner, -1)  # root made it: the job's user must be able to open it too
+            if status.st_mode & 0o7777 != LOCK_MODE:
+                os.fchmod(fd, LOCK_MODE)
+        except PortmapError:
+            os.close(fd)
+            raise
+        except OSError as exc:
+            os.close(fd)
+            raise PortmapError(f"cannot prepare the lock file {self.path}: {exc.strerror}") from None
+        return fd
 
     def acquire(self) -> None:
         self._mutex.acquire()
@@ -121,3 +153,25 @@ class HostLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+class ProcessLock:
+    """The lock of a client used without a ledger: it serializes this process only."""
+
+    def __init__(self) -> None:
+        self.path = ""
+        self._mutex = threading.RLock()
+        self._depth = 0
+
+    def __enter__(self) -> "ProcessLock":
+        self._mutex.acquire()
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._depth -= 1
+        self._mutex.release()
+
+    @property
+    def held(self) -> bool:
+        return self._depth > 0

@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client, Mapping
-from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
-from .ledger import DEFAULT_PATH, Entry, Ledger, LedgerData, LedgerError, Renewal
+from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client
+from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError
+from .ledger import DEFAULT_PATH, Entry, Ledger, LedgerData, LedgerError, LedgerWriteFailed
+from .reconcile import Undo, note_failure, record, walk
 
 PROTOCOL_CHOICES = PROTOCOLS + ("both",)
-MAX_RESTARTS = 3  # reboots during one run that send it back over the mappings made before
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class ApplyError(PortmapError):
 
 def _int_in_range(where: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{where} must be an integer from {low} to {high}, got {value!r}")
+        raise InputError(f"{where} must be an integer from {low} to {high}, got {value!r}")
     return value
 
 
@@ -62,11 +62,11 @@ def normalize(specs: Sequence[Dict[str, Any]], where: Callable[[int, str], str])
         lifetime = DEFAULT_LIFETIME if lifetime is None else _int_in_range(where(index, "lifetime"), lifetime, 1, MAX_LIFETIME)
         protocol = spec.get("protocol") or "tcp"
         if protocol not in PROTOCOL_CHOICES:
-            raise ValueError(f"{where(index, 'protocol')} must be one of {', '.join(PROTOCOL_CHOICES)}, got {protocol!r}")
+            raise InputError(f"{where(index, 'protocol')} must be one of {', '.join(PROTOCOL_CHOICES)}, got {protocol!r}")
         for proto in PROTOCOLS if protocol == "both" else (protocol,):
             key = (proto, internal)
             if key in seen:
-                raise ValueError(
+                raise InputError(
                     f"{where(index, 'internal_port')}: {proto}/{internal} is already declared by entry {seen[key]}"
                 )
             seen[key] = index
@@ -123,11 +123,10 @@ def describe(entry: Entry, now: float) -> Dict[str, Any]:
 
 
 @dataclass
-class Run:
-    """What one run did, and what it returns."""
+class Outcome:
+    """What one call of ``present`` or ``absent`` did, and what it returns."""
 
     client: Client
-    check_mode: bool
     now: float
     changed: bool = False
     before: List[Dict[str, Any]] = field(default_factory=list)
@@ -170,11 +169,11 @@ class Manager:
 
     # -------------------------------------------------------------- helpers
 
-    def _start(self, data: LedgerData) -> Run:
+    def _start(self, data: LedgerData) -> Outcome:
         gateway = self.client.gateway
         if self.client.epoch is None:
             self.client.epoch = data.last_epoch(gateway)
-        run = Run(self.client, self.check_mode, self.clock())
+        run = Outcome(self.client, self.clock())
         run.before = sorted((view(e) for e in data.for_gateway(gateway)), key=_sort_key)
         run.recorded_public_address = next((e.public_address for e in data.for_gateway(gateway) if e.public_address), None)
         return run
@@ -185,69 +184,58 @@ class Manager:
             return True
         return self.client.lost_since(entry.epoch)
 
-    def _record(self, data: LedgerData, want: Desired, granted: Mapping, public_address: str) -> Entry:
-        now = self.clock()
-        previous = data.find(self.client.gateway, want.protocol, want.internal_port)
-        entry = Entry(
-            gateway=self.client.gateway,
-            protocol=want.protocol,
-            internal_port=want.internal_port,
-            external_port=granted.external_port,
-            lifetime=granted.lifetime,
-            granted_at=now,
-            expires_at=now + granted.lifetime,
-            requested_external_port=want.external_port,
-            requested_lifetime=want.lifetime,
-            epoch=self.client.epoch,
-            method=granted.method,
-            nonce=granted.nonce,  # PCP's; empty for NAT-PMP
-            public_address=granted.public_address or public_address or (previous.public_address if previous else ""),
-            last_renewal=Renewal(now, True, ""),
-        )
-        data.put(entry)
-        return entry
-
-    @staticmethod
-    def _note_failure(data: LedgerData, key: Any, message: str, now: float) -> None:
-        entry = data.find(*key)
-        if entry is not None:
-            entry.last_renewal = Renewal(now, False, message)
-
     # -------------------------------------------------------------- present
 
-    def _apply(self, body: Callable[[Run, LedgerData], None]) -> Dict[str, Any]:
-        """Run ``body`` on the ledger's content: in a transaction, or (check mode) on a copy."""
+    def _apply(self, body: Callable[[Outcome, LedgerData], None]) -> Dict[str, Any]:
+        """Run ``body`` on the ledger's content: in a transaction, or (check mode) on a copy.
+
+        The transaction proves the ledger can be written before the first request; if
+        the write still fails afterwards, what the gateway granted is deleted again
+        (``Undo``) and ``changed`` says whether the gateway is still different.
+        """
         if self.check_mode:
             with self.ledger.lock:
-                return self._steps(self.ledger.load(), body)
-        with self.ledger.transaction() as data:
-            return self._steps(data, body)
+                data = self.ledger.load()
+                run = self._steps(data, body)
+                return self._outcome(run, run.finish(data))
+        undo = Undo(lambda gateway: self.client if gateway == self.client.gateway else None)
+        run: Optional[Outcome] = None
+        result: Dict[str, Any] = {}
+        try:
+            with self.ledger.transaction(undo) as data:
+                run = self._steps(data, body)
+                result = run.finish(data)
+        except LedgerWriteFailed as exc:
+            if run is None:
+                raise
+            result = dict(result, changed=undo.changed)
+            raise ApplyError("; ".join(run.failures + [str(exc)]), result) from None
+        return self._outcome(run, result)
 
-    def _steps(self, data: LedgerData, body: Callable[[Run, LedgerData], None]) -> Dict[str, Any]:
+    def _steps(self, data: LedgerData, body: Callable[[Outcome, LedgerData], None]) -> Outcome:
         run = self._start(data)
         try:
             body(run, data)
         except (GatewayTimeout, GatewayUnreachable) as exc:
             run.failures.append(str(exc))  # the gateway is gone: stop, keep what was done
-        result = run.finish(data)
+        return run
+
+    @staticmethod
+    def _outcome(run: Outcome, result: Dict[str, Any]) -> Dict[str, Any]:
         if run.failures:
             raise ApplyError("; ".join(run.failures), result)
         return result
 
     def present(self, desired: Sequence[Desired], exclusive: bool = False, strict_port: bool = False) -> Dict[str, Any]:
-        def body(run: Run, data: LedgerData) -> None:
+        def body(run: Outcome, data: LedgerData) -> None:
             public = self.client.public_address()  # read-only; its epoch reveals a reboot
             run.public_address = public.address
-            queue, done, restarts = list(desired), [], 0
-            while queue:
-                want = queue.pop(0)
-                if self._present_one(run, data, want, strict_port) and done and restarts < MAX_RESTARTS:
-                    # The gateway rebooted during this run: the mappings made before are gone again.
-                    restarts += 1
-                    redo = {(d.protocol, d.internal_port) for d in done}
-                    run.results = [r for r in run.results if (r["protocol"], r["internal_port"]) not in redo]
-                    queue, done = done + queue, []
-                done.append(want)
+
+            def restart(done: List[Desired]) -> None:  # the gateway rebooted: those are gone again
+                redo = {(d.protocol, d.internal_port) for d in done}
+                run.results = [r for r in run.results if (r["protocol"], r["internal_port"]) not in redo]
+
+            walk(desired, lambda want: self._present_one(run, data, want, strict_port), restart)
             if exclusive:
                 wanted = {(d.protocol, d.internal_port) for d in desired}
                 for entry in list(data.for_gateway(self.client.gateway)):
@@ -256,7 +244,7 @@ class Manager:
 
         return self._apply(body)
 
-    def _present_one(self, run: Run, data: LedgerData, want: Desired, strict_port: bool) -> bool:
+    def _present_one(self, run: Outcome, data: LedgerData, want: Desired, strict_port: bool) -> bool:
         """Ensure one mapping; True when the gateway's reply showed it rebooted during this run."""
         gateway = self.client.gateway
         entry = data.find(gateway, want.protocol, want.internal_port)
@@ -287,10 +275,10 @@ class Manager:
             granted = self.client.map(want.protocol, want.internal_port, want.external_port, want.lifetime,
                                       nonce=entry.nonce if entry else "", made_with=entry.method if entry else "")
         except (GatewayTimeout, GatewayUnreachable) as exc:
-            self._note_failure(data, key, str(exc), self.clock())
+            note_failure(data, key, str(exc), self.clock())
             raise
         except PortmapError as exc:
-            self._note_failure(data, key, str(exc), self.clock())
+            note_failure(data, key, str(exc), self.clock())
             run.failures.append(str(exc))
             return False
         if granted.rebooted:
@@ -309,7 +297,8 @@ class Manager:
                 "the mapping was deleted again"
             )
             return granted.rebooted
-        recorded = self._record(data, want, granted, run.public_address or "")
+        recorded = record(data, self.client, want.protocol, want.internal_port, want.external_port, want.lifetime,
+                          granted, run.public_address, self.clock())
         changed = lost or declared_change or port_moved or method_moved
         run.changed |= changed
         run.results.append(dict(describe(recorded, self.clock()), changed=changed, predicted=False))
@@ -318,7 +307,7 @@ class Manager:
     # -------------------------------------------------------------- absent
 
     def absent(self, desired: Sequence[Desired]) -> Dict[str, Any]:
-        def body(run: Run, data: LedgerData) -> None:
+        def body(run: Outcome, data: LedgerData) -> None:
             for want in desired:
                 entry = data.find(self.client.gateway, want.protocol, want.internal_port)
                 if entry is not None:
@@ -326,16 +315,16 @@ class Manager:
 
         return self._apply(body)
 
-    def _remove(self, run: Run, data: LedgerData, entry: Entry) -> None:
+    def _remove(self, run: Outcome, data: LedgerData, entry: Entry) -> None:
         run.changed = True
         if not self.check_mode:
             try:
                 self.client.delete(entry.protocol, entry.internal_port, entry.nonce, entry.method)
             except (GatewayTimeout, GatewayUnreachable) as exc:
-                self._note_failure(data, entry.key, str(exc), self.clock())
+                note_failure(data, entry.key, str(exc), self.clock())
                 raise
             except PortmapError as exc:
-                self._note_failure(data, entry.key, str(exc), self.clock())
+                note_failure(data, entry.key, str(exc), self.clock())
                 run.failures.append(str(exc))
                 return
         data.remove(*entry.key)  # in check mode, from the in-memory copy only

@@ -9,7 +9,9 @@ of its granted lifetime left (every mapping with ``force``).  The ledger is upda
 the per-host lock, with the last result of each mapping.  When a granted external port
 or the public address changes, the on-change hook runs.  A reply that shows the gateway
 rebooted in the middle of a run sends the job back over the mappings it handled before
-(they are gone again), at most ``MAX_RESTARTS`` times.
+(they are gone again; ``reconcile.walk``).  When the ledger cannot be written at the end,
+the mappings made anew are deleted again (``reconcile.Undo``) and renewals keep their
+old entry.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from .client import Client
 from .epoch import EpochObservation
 from .errors import PortmapError
-from .ledger import Entry, Ledger, LedgerData, Renewal
+from .ledger import Entry, Ledger, LedgerData
+from .reconcile import Undo, note_failure, record, walk
 
 HOOK_TIMEOUT = 60
-MAX_RESTARTS = 3  # reboots during one run that send the job back over what it had done
 
 
 @dataclass
@@ -78,9 +80,10 @@ class Renewer:
 
     def run(self, force: bool = False) -> Report:
         report = Report()
-        with self.ledger.transaction() as data:
+        clients: Dict[str, Client] = {}
+        with self.ledger.transaction(Undo(clients.get)) as data:
             for gateway in sorted({e.gateway for e in data.entries}):
-                self._gateway(data, gateway, force, report)
+                self._gateway(data, gateway, force, report, clients)
         for change in report.changes:
             self._hook(change, report)
         return report
@@ -96,79 +99,66 @@ class Renewer:
             return f"{entry.time_left(now):.0f} s of {entry.lifetime} s left"
         return None
 
-    def _gateway(self, data: LedgerData, gateway: str, force: bool, report: Report) -> None:
-        entries = data.for_gateway(gateway)
+    def _gateway(self, data: LedgerData, gateway: str, force: bool, report: Report, clients: Dict[str, Client]) -> None:
+        keys = [e.key for e in data.for_gateway(gateway)]
         try:
             client = self.client_factory(gateway, data.last_epoch(gateway))
+            clients[gateway] = client
             public = client.public_address()
         except PortmapError as exc:
             now = self.clock()
-            for entry in entries:
-                entry.last_renewal = Renewal(now, False, str(exc))
-            report.failed += len(entries)
-            self.log(f"gateway {gateway}: {exc}; {len(entries)} mapping(s) not renewed")
+            for key in keys:
+                note_failure(data, key, str(exc), now)
+            report.failed += len(keys)
+            self.log(f"gateway {gateway}: {exc}; {len(keys)} mapping(s) not renewed")
             return
         if client.rebooted:
             report.rebooted_gateways.append(gateway)
-            self.log(f"gateway {gateway} lost its mappings (epoch {public.epoch}); re-creating {len(entries)}")
-        outcomes: Dict[int, str] = {}  # entry index -> kept | renewed | failed (the last word counts)
-        changes: Dict[int, Change] = {}
-        queue, done, restarts = list(range(len(entries))), [], 0
-        while queue:
-            index = queue.pop(0)
-            entry = entries[index]
+            self.log(f"gateway {gateway} lost its mappings (epoch {public.epoch}); re-creating {len(keys)}")
+        outcomes: Dict[Tuple[str, str, int], str] = {}  # kept | renewed | failed (the last word counts)
+        first_seen: Dict[Tuple[str, str, int], Tuple[int, str]] = {}  # the endpoint before this run
+
+        def handle(key: Tuple[str, str, int]) -> bool:
+            entry = data.find(*key)
+            assert entry is not None
+            first_seen.setdefault(key, (entry.external_port, entry.public_address))
             reason = self._due(entry, client, self.clock(), force)
             if reason is None:
-                outcomes[index] = "kept"
-            else:
-                outcome, lost, change = self._renew(entry, client, public.address, reason)
-                outcomes[index] = outcome
-                if change is not None:
-                    first = changes.get(index)  # a mapping made twice keeps its first previous endpoint
-                    changes[index] = Change(entry, first.previous_external_port, first.previous_public_address) \
-                        if first else change
-                if lost and done and restarts < MAX_RESTARTS:
-                    # The gateway rebooted during this run: what was renewed before is gone again.
-                    restarts += 1
-                    if gateway not in report.rebooted_gateways:
-                        report.rebooted_gateways.append(gateway)
-                    self.log(f"gateway {gateway} lost its mappings during the renewal (epoch {client.epoch.epoch}); "
-                             f"re-creating the {len(done)} handled before")
-                    queue, done = done + queue, []
-            done.append(index)
+                outcomes[key] = "kept"
+                return False
+            outcomes[key], lost = self._renew(data, entry, client, public.address, reason)
+            return lost
+
+        def restart(done: List[Tuple[str, str, int]]) -> None:
+            if gateway not in report.rebooted_gateways:
+                report.rebooted_gateways.append(gateway)
+            self.log(f"gateway {gateway} lost its mappings during the renewal (epoch {client.epoch.epoch}); "
+                     f"re-creating the {len(done)} handled before")
+
+        walk(keys, handle, restart)
         for outcome in outcomes.values():
             setattr(report, outcome, getattr(report, outcome) + 1)
-        report.changes.extend(change for change in changes.values()
-                              if (change.previous_external_port, change.previous_public_address)
-                              != (change.entry.external_port, change.entry.public_address))
+        for key, (port, address) in first_seen.items():
+            entry = data.find(*key)
+            if entry is not None and (port, address) != (entry.external_port, entry.public_address):
+                report.changes.append(Change(entry, port, address))
 
-    def _renew(self, entry: Entry, client: Client, public_address: Optional[str],
-               reason: str) -> Tuple[str, bool, Optional[Change]]:
-        """Renew one mapping: its outcome, whether the reply showed a gateway reboot, its endpoint change."""
+    def _renew(self, data: LedgerData, entry: Entry, client: Client, public_address: Optional[str],
+               reason: str) -> Tuple[str, bool]:
+        """Renew one mapping: its outcome, and whether the reply showed a gateway reboot."""
         what = f"{entry.protocol.upper()} internal port {entry.internal_port}"
         try:
             granted = client.map(entry.protocol, entry.internal_port, entry.requested_external_port,
                                  entry.requested_lifetime, nonce=entry.nonce, made_with=entry.method)
         except PortmapError as exc:
-            entry.last_renewal = Renewal(self.clock(), False, str(exc))
+            note_failure(data, entry.key, str(exc), self.clock())
             self.log(f"renewal of {what} on {entry.gateway} failed: {exc}")
-            return "failed", False, None
-        now = self.clock()
-        public_address = granted.public_address or public_address or entry.public_address
-        previous_port, previous_address = entry.external_port, entry.public_address
-        entry.external_port = granted.external_port
-        entry.lifetime = granted.lifetime
-        entry.granted_at = now
-        entry.expires_at = now + granted.lifetime
-        entry.epoch = client.epoch
-        entry.public_address = public_address
-        entry.method = granted.method
-        entry.nonce = granted.nonce
-        entry.last_renewal = Renewal(now, True, "")
-        self.log(f"renewed {what} on {entry.gateway} ({reason}): {public_address}:{granted.external_port} "
+            return "failed", False
+        renewed = record(data, client, entry.protocol, entry.internal_port, entry.requested_external_port,
+                         entry.requested_lifetime, granted, public_address, self.clock())
+        self.log(f"renewed {what} on {entry.gateway} ({reason}): {renewed.public_address}:{granted.external_port} "
                  f"for {granted.lifetime} s")
-        changed = (previous_port, previous_address) != (granted.external_port, public_address)
-        return "renewed", granted.rebooted, Change(entry, previous_port, previous_address) if changed else None
+        return "renewed", granted.rebooted
 
     def _hook(self, change: Change, report: Report) -> None:
         entry = change.entry

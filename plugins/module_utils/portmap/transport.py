@@ -19,10 +19,11 @@ import socket
 import time
 from typing import Callable, List, Optional, Tuple, TypeVar, Union
 
+from . import defaults
 from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
 
-DEFAULT_PORT = 5351
-DEFAULT_TIMEOUT = 3.0
+DEFAULT_PORT = defaults.PORT
+DEFAULT_TIMEOUT = defaults.TIMEOUT
 INITIAL_WAIT = 0.25
 MAX_DATAGRAM = 1100  # PCP's maximum message size; NAT-PMP's are far smaller
 
@@ -106,8 +107,6 @@ class Transport:
         channel_factory: Optional[Callable[[], Channel]] = None,
         initial_wait: float = INITIAL_WAIT,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.gateway = gateway
         self.port = port
         self.timeout = timeout

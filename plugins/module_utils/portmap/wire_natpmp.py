@@ -132,23 +132,6 @@ def result_error(code: int, detail: str = "") -> ResultCodeError:
     return cls(METHOD, code, result_name(code), detail)
 
 
-def _check_port(name: str, value: int, minimum: int = 0) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= MAX_PORT:
-        raise ValueError(f"{name} must be an integer from {minimum} to {MAX_PORT}, got {value!r}")
-
-
-def _check_lifetime(value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_LIFETIME:
-        raise ValueError(f"lifetime must be an integer from 0 to {MAX_LIFETIME}, got {value!r}")
-
-
-def _check_protocol(protocol: str) -> int:
-    try:
-        return PROTOCOL_OPS[protocol]
-    except (KeyError, TypeError):
-        raise ValueError(f"protocol must be one of {', '.join(sorted(PROTOCOL_OPS))}, got {protocol!r}") from None
-
-
 # --------------------------------------------------------------------------- client side
 
 
@@ -157,10 +140,7 @@ def encode_public_address_request() -> bytes:
 
 
 def encode_map_request(protocol: str, internal_port: int, external_port: int, lifetime: int) -> bytes:
-    op = _check_protocol(protocol)
-    _check_port("internal_port", internal_port)
-    _check_port("external_port", external_port)
-    _check_lifetime(lifetime)
+    op = PROTOCOL_OPS[protocol]  # the values are the caller's to check (the client's public methods do)
     return _MAP_REQUEST.pack(VERSION, op, 0, internal_port, external_port, lifetime)
 
 
@@ -310,7 +290,7 @@ def encode_public_address_reply(result: int, epoch: int, address: str) -> bytes:
 def encode_map_reply(
     protocol: str, result: int, epoch: int, internal_port: int, external_port: int, lifetime: int
 ) -> bytes:
-    op = _check_protocol(protocol)
+    op = PROTOCOL_OPS[protocol]
     return _MAP_REPLY.pack(VERSION, RESPONSE_BIT + op, result, epoch, internal_port, external_port, lifetime)
 
 

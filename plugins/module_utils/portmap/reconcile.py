@@ -1,0 +1,124 @@
+# Copyright (c) portmap.natpmp contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one reconcile path that the modules (``manage``) and the renewal job (``renew``) share.
+
+- ``record``: a mapping the gateway granted becomes the ledger's entry.  This is the
+  only place that builds an entry from a grant, so a protocol adds its fields here.
+- ``walk``: go over a list of mappings one request at a time; when a reply shows the
+  gateway rebooted during the pass, the mappings handled before are gone again and
+  are handled once more, at most ``MAX_RESTARTS`` times.
+- ``Undo``: when the ledger cannot be written after the gateway granted something,
+  take back on the gateway what the ledger will not record (a new mapping is deleted
+  with its own nonce and protocol; a renewal keeps the old entry), and tell both facts.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+
+from .client import Client, Mapping
+from .errors import PortmapError
+from .ledger import Entry, LedgerData, Renewal
+
+MAX_RESTARTS = 3  # reboots during one pass that send it back over the mappings handled before
+
+T = TypeVar("T")
+
+
+def record(data: LedgerData, client: Client, protocol: str, internal_port: int, requested_external_port: int,
+           requested_lifetime: int, granted: Mapping, public_address: Optional[str], now: float) -> Entry:
+    """Put what the gateway granted into the ledger (replacing the entry of that mapping)."""
+    previous = data.find(client.gateway, protocol, internal_port)
+    entry = Entry(
+        gateway=client.gateway,
+        protocol=protocol,
+        internal_port=internal_port,
+        external_port=granted.external_port,
+        lifetime=granted.lifetime,
+        granted_at=now,
+        expires_at=now + granted.lifetime,
+        requested_external_port=requested_external_port,
+        requested_lifetime=requested_lifetime,
+        epoch=client.epoch,
+        method=granted.method,
+        nonce=granted.nonce,  # PCP's; empty for NAT-PMP
+        public_address=granted.public_address or public_address or (previous.public_address if previous else ""),
+        last_renewal=Renewal(now, True, ""),
+    )
+    data.put(entry)
+    return entry
+
+
+def note_failure(data: LedgerData, key: Tuple[str, str, int], message: str, now: float) -> None:
+    """Record a failed request for a mapping the ledger has (nothing to note otherwise)."""
+    entry = data.find(*key)
+    if entry is not None:
+        entry.last_renewal = Renewal(now, False, message)
+
+
+def walk(items: Sequence[T], handle: Callable[[T], bool], restart: Callable[[List[T]], None]) -> None:
+    """``handle`` each item in turn; it returns True when the reply showed a gateway reboot.
+
+    Then the items handled before it are gone from the gateway: ``restart(those)`` is
+    told, and they are handled again after it (at most ``MAX_RESTARTS`` times a pass).
+    """
+    queue, done, restarts = list(items), [], 0  # type: List[T], List[T], int
+    while queue:
+        item = queue.pop(0)
+        if handle(item) and done and restarts < MAX_RESTARTS:
+            restarts += 1
+            restart(done)
+            queue, done = done + queue, []
+        done.append(item)
+
+
+def _what(entry: Entry) -> str:
+    return f"{entry.protocol.upper()} internal port {entry.internal_port} on {entry.gateway}"
+
+
+class Undo:
+    """Takes back on the gateway what a ledger write that failed would have recorded.
+
+    Called by ``Ledger.transaction`` with the ledger as it is on disk (``before``) and
+    as it would have been (``after``).  ``changed`` then tells whether the gateway is
+    still different from before this run.
+    """
+
+    def __init__(self, client_for: Callable[[str], Optional[Client]]) -> None:
+        self.client_for = client_for
+        self.changed = False
+
+    def __call__(self, before: LedgerData, after: LedgerData) -> str:
+        account: List[str] = []
+        old: Dict[Tuple[str, str, int], Entry] = {e.key: e for e in before.entries}
+        new: Dict[Tuple[str, str, int], Entry] = {e.key: e for e in after.entries}
+        for key, entry in sorted(new.items()):
+            previous = old.get(key)
+            made = entry.last_renewal is not None and entry.last_renewal.ok and (
+                previous is None or (previous.method, previous.nonce) != (entry.method, entry.nonce))
+            if made:
+                account.append(self._take_back(entry, replaced=previous is not None))
+            elif previous is not None and previous.external_port != entry.external_port:
+                self.changed = True
+                account.append(f"{_what(entry)} was renewed with external port {entry.external_port}; the ledger "
+                               f"still says {previous.external_port}")
+        for key, entry in sorted(old.items()):
+            if key not in new:
+                self.changed = True
+                account.append(f"{_what(entry)} was deleted on the gateway, but the ledger still lists it")
+        return "; ".join(account)
+
+    def _take_back(self, entry: Entry, replaced: bool) -> str:
+        client = self.client_for(entry.gateway)
+        if replaced:
+            self.changed = True  # the mapping it replaced (made with another protocol) is gone either way
+        if client is None:
+            self.changed = True
+            return f"{_what(entry)} was granted but is not recorded; it lapses in {entry.lifetime} s"
+        try:
+            client.delete(entry.protocol, entry.internal_port, entry.nonce, entry.method)
+        except PortmapError as exc:
+            self.changed = True
+            return (f"{_what(entry)} was granted but is not recorded, and deleting it again failed ({exc}); "
+                    f"it lapses in {entry.lifetime} s")
+        return f"{_what(entry)} was granted, then deleted again on the gateway"
