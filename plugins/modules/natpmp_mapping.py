@@ -81,6 +81,14 @@ options:
       - When false, the other port is accepted and returned.
     type: bool
     default: false
+  min_lifetime:
+    description:
+      - Fail when the gateway grants a lifetime shorter than this many seconds (some gateways cap
+        leases, for example at 60 s). The mappings this task made are deleted again, so nothing is
+        left that nobody would renew in time; mappings that existed before are kept.
+      - V(0) accepts any lifetime. The P(portmap.natpmp.renewal#role) role sets it to 120 with cron.
+    type: int
+    default: 0
   mappings:
     description:
       - Several mappings in one task; mutually exclusive with O(internal_port).
@@ -95,7 +103,10 @@ options:
         description: The public port to suggest; C(0) lets the gateway choose; defaults to O(mappings[].internal_port).
         type: int
       protocol:
-        description: The transport protocol; V(both) maps TCP and UDP.
+        description:
+          - The transport protocol; V(both) maps TCP and UDP on one external port (UDP asks for the
+            port TCP was granted; when the gateway grants another, the two are moved onto one port,
+            and the task fails, keeping both, when the gateway will not give them one).
         type: str
         choices: [tcp, udp, both]
         default: tcp
@@ -152,17 +163,33 @@ gateway:
   sample: 192.168.1.1
 public_address:
   description:
-    - The gateway's public IPv4 address. Not returned (null) with O(state=absent).
-    - Over PCP it is the address the gateway assigned in its MAP replies (in check mode,
-      the one the ledger recorded).
+    - The gateway's public IPv4 address, as the gateway said it in this run; null when it did not
+      (O(state=absent), a gateway that did not answer, PCP in check mode). What the ledger recorded
+      is in RV(recorded.public_address).
+    - Over PCP it is the address the gateway assigned in its MAP replies.
   returned: always
   type: str
   sample: 203.0.113.7
 epoch:
-  description: The gateway's epoch (seconds since its mapping table was last reset), from its last reply.
+  description:
+    - The gateway's epoch (seconds since its mapping table was last reset), from its reply in this
+      run; null when it did not answer.
   returned: always
   type: int
   sample: 86012
+recorded:
+  description: What the ledger knew of the gateway before this run, marked as such (not said by the gateway now).
+  returned: always
+  type: dict
+  contains:
+    public_address:
+      description: The public address recorded with this host's mappings on the gateway, or null.
+      type: str
+      sample: 203.0.113.7
+    epoch:
+      description: The last epoch recorded for the gateway, or null.
+      type: int
+      sample: 86000
 gateway_rebooted:
   description: Whether the gateway lost its mappings (rebooted) since the ledger last heard from it.
   returned: always
@@ -247,6 +274,7 @@ def main() -> None:
         lifetime=dict(type="int", default=7200),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         strict_port=dict(type="bool", default=False),
+        min_lifetime=dict(type="int", default=0),
         mappings=dict(
             type="list",
             elements="dict",
@@ -281,7 +309,10 @@ def main() -> None:
         manager = Manager(ledger, client, check_mode=module.check_mode)
         if params["state"] == "absent":
             return manager.absent(desired)
-        return manager.present(desired, exclusive=params["exclusive"], strict_port=params["strict_port"])
+        if params["min_lifetime"] < 0:
+            raise InputError(f"min_lifetime must be 0 (no minimum) or a number of seconds, got {params['min_lifetime']}")
+        return manager.present(desired, exclusive=params["exclusive"], strict_port=params["strict_port"],
+                               min_lifetime=params["min_lifetime"])
 
     execute(module, work)
 

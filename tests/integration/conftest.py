@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tests.harness import miniupnpd as miniupnpd_mod
+from tests.harness.playbook import ANSIBLE_PLAYBOOK, collections_tree
 from tests.harness.netns import Topology, existing_namespaces, netns_available
 from tests.simgw.gateway import SimulatedGateway
 
@@ -73,3 +74,11 @@ def client_script(body: str) -> list:
         "    print(json.dumps(value), flush=True)\n"
     )
     return [sys.executable, "-c", prelude + body]
+
+
+@pytest.fixture(scope="session")
+def collections_path(tmp_path_factory):
+    """A collections tree whose portmap.natpmp is this checkout, for ansible-playbook runs."""
+    if not ANSIBLE_PLAYBOOK.exists():
+        pytest.skip(f"{ANSIBLE_PLAYBOOK} is not installed")
+    return collections_tree(tmp_path_factory.mktemp("collections"))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.playbook import ANSIBLE_PLAYBOOK, collections_tree, run_playbook
+from tests.harness.playbook import run_playbook
 
 MODULE_UTILS = str(Path(__file__).resolve().parents[2] / "plugins" / "module_utils")
 METHODS = ["natpmp", "pcp"]
@@ -151,13 +151,6 @@ def test_the_command_undoes_a_grant_it_cannot_record(gw, tmp_path, method):
     assert "cannot write ledger" in proc.stderr and "was granted, then deleted again on the gateway" in proc.stderr
     assert len(map_requests(gw)) >= 2  # the MAP, then the delete
     assert table(gw) == []
-
-
-@pytest.fixture(scope="module")
-def collections_path(tmp_path_factory):
-    if not ANSIBLE_PLAYBOOK.exists():
-        pytest.skip(f"{ANSIBLE_PLAYBOOK} is not installed")
-    return collections_tree(tmp_path_factory.mktemp("collections"))
 
 
 def module_run(gw, collections_path, tmp_path, ledger: Path, method: str, port: int):

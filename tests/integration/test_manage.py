@@ -111,7 +111,7 @@ def test_normalize_names_fields_and_refuses_duplicates():
         return f"mappings[{index}].{name}"
 
     assert manage.normalize([{"internal_port": 80, "protocol": "both"}], where) == [
-        Desired("tcp", 80, 80, 7200), Desired("udp", 80, 80, 7200)]
+        Desired("tcp", 80, 80, 7200, same_port=True), Desired("udp", 80, 80, 7200, same_port=True)]
     with pytest.raises(InputError, match=r"mappings\[1\].internal_port: tcp/80 is already declared by entry 0"):
         manage.normalize([{"internal_port": 80}, {"internal_port": 80, "external_port": 81}], where)
 

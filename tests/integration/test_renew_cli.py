@@ -125,20 +125,38 @@ def test_silent_gateway_fails_every_mapping(gw, tmp_path):
     assert result.returncode == 1 and "not renewed" in result.stderr
 
 
+def hook_recorder(path):
+    """An on-change hook that appends one line of its PORTMAP_* variables per call."""
+    return [sys.executable, "-c",
+            "import os, sys; open(sys.argv[1], 'a').write(' '.join(f'{k}={v}' for k, v in sorted(os.environ.items()) "
+            "if k.startswith('PORTMAP_')) + '\\n')", str(path)]
+
+
+def hook_calls(path):
+    if not path.exists():
+        return []
+    return [dict(item.split("=", 1) for item in line.split()) for line in path.read_text().splitlines()]
+
+
 def test_on_change_hook_gets_the_new_endpoint(gw, tmp_path, loopback_address_pool):
+    out = tmp_path / "hook.out"
+    hook = hook_recorder(out)
     assert cli(gw, tmp_path, "map", "tcp", "8080").returncode == 0
+    first = cli(gw, tmp_path, "renew", "--log", "stderr", "--on-change", *hook)  # not due: only the hook is told
+    assert first.returncode == 0, first.stderr
+    (told,) = hook_calls(out)
+    assert (told["PORTMAP_EXTERNAL_PORT"], told["PORTMAP_PREVIOUS_EXTERNAL_PORT"]) == ("8080", "")
     age(gw, tmp_path, 100)
     gw.ctl({"cmd": "reboot"})
     other = Client(gw.address, lock_path=str(tmp_path / "lock2"), source_address=loopback_address_pool())
     other.map("tcp", 9000, 8080, 600)  # someone else takes 8080 after the reboot
     gw.ctl({"cmd": "set", "public_address": "11.22.33.44"})
-    out = tmp_path / "hook.out"
-    hook = [sys.executable, "-c",
-            "import os, sys; open(sys.argv[1], 'w').write(' '.join(f'{k}={v}' for k, v in sorted(os.environ.items()) "
-            "if k.startswith('PORTMAP_')))", str(out)]
     result = cli(gw, tmp_path, "renew", "--log", "stderr", "--on-change", *hook)
     assert result.returncode == 0, result.stderr
-    fields = dict(item.split("=", 1) for item in out.read_text().split())
+    assert cli(gw, tmp_path, "renew", "--log", "stderr", "--on-change", *hook).returncode == 0
+    calls = hook_calls(out)
+    assert len(calls) == 2, calls  # told once of the mapping, once of the move, and not again
+    fields = calls[1]
     assert fields["PORTMAP_PUBLIC_ADDRESS"] == "11.22.33.44"
     assert fields["PORTMAP_PREVIOUS_PUBLIC_ADDRESS"] == "11.22.33.2"
     assert fields["PORTMAP_PREVIOUS_EXTERNAL_PORT"] == "8080"

@@ -10,7 +10,7 @@ import pytest
 
 from portmap import ledger as ledger_mod
 from portmap.epoch import EpochObservation
-from portmap.ledger import Entry, Ledger, LedgerData, LedgerError, Renewal
+from portmap.ledger import Entry, Ledger, LedgerData, LedgerError, Notified, Renewal
 from portmap.lock import HostLock
 
 from tests.unit.conftest import drop_to_nobody
@@ -68,8 +68,29 @@ def test_round_trip_keeps_every_field(ledger):
     assert set(document["mappings"][0]) == {
         "gateway", "protocol", "internal_port", "external_port", "lifetime", "granted_at", "expires_at",
         "requested_external_port", "requested_lifetime", "epoch", "method", "nonce", "public_address",
-        "last_renewal",
+        "last_renewal", "same_port", "notified",
     }
+
+
+def test_what_the_hook_was_told_and_one_port_are_kept(ledger):
+    data = LedgerData()
+    data.put(make_entry(51413, same_port=True, notified=Notified(51414, "11.22.33.2")))
+    data.put(make_entry(51413, "udp", same_port=True, notified=None))
+    ledger.save(data)
+    tcp, udp = ledger.load().entries
+    assert (tcp.same_port, tcp.notified) == (True, Notified(51414, "11.22.33.2"))
+    assert (udp.same_port, udp.notified) == (True, None)
+
+
+def test_an_entry_from_before_the_hook_field_counts_as_told(ledger):
+    """No spurious hook call after an upgrade: an old entry's endpoint is what the hook last heard."""
+    entry = make_entry(8080).to_dict()
+    for name in ("notified", "same_port"):
+        del entry[name]
+    with open(ledger.path, "w", encoding="utf-8") as handle:
+        json.dump({"schema": 1, "mappings": [entry]}, handle)
+    (loaded,) = ledger.load().entries
+    assert loaded.notified == Notified(8080, "11.22.33.2") and loaded.same_port is False
 
 
 def test_new_file_mode_0644(ledger):

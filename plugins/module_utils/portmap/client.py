@@ -148,6 +148,7 @@ class Client:
         # lock_path) serializes only the requests of its own process.
         self.lock = lock or (HostLock(lock_path) if lock_path else ProcessLock())
         self.epoch = epoch
+        self.answered = False  # whether the gateway answered this client (else ``epoch`` is what it was given)
         self.rebooted = False
         self.public_address_seen: Optional[str] = None
         self.attempts: List[Dict[str, Any]] = []  # per protocol tried: method, outcome, seconds
@@ -167,6 +168,7 @@ class Client:
         observation = EpochObservation(epoch, self._wallclock())
         lost = lost_state(self.epoch, observation, method)
         self.epoch = observation
+        self.answered = True
         if lost:
             self.rebooted = True
         return lost

@@ -49,6 +49,14 @@ class Renewal:
 
 
 @dataclass
+class Notified:
+    """The public endpoint the on-change hook was last told for a mapping."""
+
+    external_port: int
+    public_address: str
+
+
+@dataclass
 class Entry:
     gateway: str
     protocol: str
@@ -64,6 +72,8 @@ class Entry:
     nonce: str = ""
     public_address: str = ""
     last_renewal: Optional[Renewal] = None
+    same_port: bool = False  # protocol "both": TCP and UDP are kept on one external port
+    notified: Optional[Notified] = None  # None: the hook was never told of this mapping
 
     @property
     def key(self) -> Tuple[str, str, int]:
@@ -74,6 +84,10 @@ class Entry:
 
     def expired(self, now: float) -> bool:
         return self.expires_at <= now
+
+    @property
+    def endpoint(self) -> Notified:
+        return Notified(self.external_port, self.public_address)
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -98,7 +112,21 @@ class Entry:
             nonce=_nonce(data),
             public_address=_typed(data, "public_address", str, ""),
             last_renewal=Renewal(**renewal) if renewal else None,
+            same_port=_typed(data, "same_port", bool, False),
+            notified=_notified(data),
         )
+
+
+def _notified(data: Dict[str, Any]) -> Optional[Notified]:
+    """What the hook was told; a ledger from before this field counts as told of what it records."""
+    if "notified" not in data:
+        return Notified(_typed(data, "external_port", int), _typed(data, "public_address", str, ""))
+    told = data["notified"]
+    if told is None:
+        return None
+    if not isinstance(told, dict):
+        raise ValueError("mapping entry field 'notified' is not an object")
+    return Notified(_typed(told, "external_port", int), _typed(told, "public_address", str, ""))
 
 
 def _nonce(data: Dict[str, Any]) -> str:
@@ -115,7 +143,8 @@ def _typed(data: Dict[str, Any], name: str, kind: Any, default: Any = None) -> A
             return default
         raise ValueError(f"mapping entry lacks '{name}'")
     value = data[name]
-    if isinstance(value, bool) or not isinstance(value, kind):
+    wrong = not isinstance(value, bool) if kind is bool else isinstance(value, bool) or not isinstance(value, kind)
+    if wrong:
         raise ValueError(f"mapping entry field '{name}' has the wrong type ({type(value).__name__})")
     return value
 

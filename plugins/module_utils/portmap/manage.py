@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client
+from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client, Mapping
 from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError
 from .ledger import DEFAULT_PATH, Entry, Ledger, LedgerData, LedgerError, LedgerWriteFailed
-from .reconcile import Undo, note_failure, record, walk
+from .reconcile import Undo, note_failure, one_port, record, split_ports, walk
 
 PROTOCOL_CHOICES = PROTOCOLS + ("both",)
 
@@ -31,6 +31,7 @@ class Desired:
     internal_port: int
     external_port: int
     lifetime: int
+    same_port: bool = False  # protocol "both": TCP and UDP on one external port
 
 
 class ApplyError(PortmapError):
@@ -70,7 +71,7 @@ def normalize(specs: Sequence[Dict[str, Any]], where: Callable[[int, str], str])
                     f"{where(index, 'internal_port')}: {proto}/{internal} is already declared by entry {seen[key]}"
                 )
             seen[key] = index
-            desired.append(Desired(proto, internal, external, lifetime))
+            desired.append(Desired(proto, internal, external, lifetime, protocol == "both"))
     return desired
 
 
@@ -134,18 +135,22 @@ class Outcome:
     removed: List[Dict[str, Any]] = field(default_factory=list)
     failures: List[str] = field(default_factory=list)
     public_address: Optional[str] = None
-    recorded_public_address: Optional[str] = None  # the ledger's, for PCP runs that send no MAP (check mode)
+    recorded_public_address: Optional[str] = None  # the ledger's (PCP's ANNOUNCE tells no address)
 
     def finish(self, data: LedgerData) -> Dict[str, Any]:
         gateway = self.client.gateway
         after = sorted((view(e) for e in data.for_gateway(gateway)), key=_sort_key)
-        if self.public_address is None:  # PCP's ANNOUNCE tells no address: the last a MAP reported
-            self.public_address = self.recorded_public_address
+        recorded_epoch = data.last_epoch(gateway)
         result = {
             "changed": self.changed,
             "gateway": gateway,
+            # What the gateway said in this run; what the ledger knows is under "recorded".
             "public_address": self.public_address,
-            "epoch": self.client.epoch.epoch if self.client.epoch else None,
+            "epoch": self.client.epoch.epoch if self.client.answered and self.client.epoch else None,
+            "recorded": {
+                "public_address": self.recorded_public_address,
+                "epoch": recorded_epoch.epoch if recorded_epoch else None,
+            },
             "gateway_rebooted": self.client.rebooted,
             "method": self.client.method,
             "mappings": self.results,
@@ -226,7 +231,8 @@ class Manager:
             raise ApplyError("; ".join(run.failures), result)
         return result
 
-    def present(self, desired: Sequence[Desired], exclusive: bool = False, strict_port: bool = False) -> Dict[str, Any]:
+    def present(self, desired: Sequence[Desired], exclusive: bool = False, strict_port: bool = False,
+                min_lifetime: int = 0) -> Dict[str, Any]:
         def body(run: Outcome, data: LedgerData) -> None:
             public = self.client.public_address()  # read-only; its epoch reveals a reboot
             run.public_address = public.address
@@ -236,6 +242,8 @@ class Manager:
                 run.results = [r for r in run.results if (r["protocol"], r["internal_port"]) not in redo]
 
             walk(desired, lambda want: self._present_one(run, data, want, strict_port), restart)
+            if min_lifetime:
+                self._refuse_short(run, data, min_lifetime)
             if exclusive:
                 wanted = {(d.protocol, d.internal_port) for d in desired}
                 for entry in list(data.for_gateway(self.client.gateway)):
@@ -271,9 +279,13 @@ class Manager:
             run.changed |= changed
             return False
         key = (gateway, want.protocol, want.internal_port)
+        partner = self._partner(data, want, run)
+        suggested = partner.external_port if partner is not None else want.external_port
         try:
-            granted = self.client.map(want.protocol, want.internal_port, want.external_port, want.lifetime,
-                                      nonce=entry.nonce if entry else "", made_with=entry.method if entry else "")
+            granted = self.client.map(want.protocol, want.internal_port, suggested, want.lifetime,
+                                      nonce=entry.nonce if entry else "", made_with=entry.method if entry else None)
+            if partner is not None and granted.external_port != partner.external_port:
+                granted = self._one_port(run, data, partner, granted, want)
         except (GatewayTimeout, GatewayUnreachable) as exc:
             note_failure(data, key, str(exc), self.clock())
             raise
@@ -298,11 +310,61 @@ class Manager:
             )
             return granted.rebooted
         recorded = record(data, self.client, want.protocol, want.internal_port, want.external_port, want.lifetime,
-                          granted, run.public_address, self.clock())
+                          granted, run.public_address, self.clock(), same_port=want.same_port)
         changed = lost or declared_change or port_moved or method_moved
         run.changed |= changed
         run.results.append(dict(describe(recorded, self.clock()), changed=changed, predicted=False))
+        if partner is not None:
+            split = split_ports([e for e in (data.find(gateway, "tcp", want.internal_port), recorded) if e])
+            if split:
+                run.failures.append(split)
         return granted.rebooted
+
+    def _refuse_short(self, run: Outcome, data: LedgerData, min_lifetime: int) -> None:
+        """Mappings granted for less than ``min_lifetime``: those this run made are deleted again."""
+        made = {(r["protocol"], r["internal_port"]) for r in run.results if r.get("changed") and not r.get("predicted")}
+        before = {(m["protocol"], m["internal_port"]) for m in run.before}
+        short = [e for e in data.for_gateway(self.client.gateway)
+                 if (e.protocol, e.internal_port) in made and e.lifetime < min_lifetime]
+        if not short:
+            return
+        taken_back = []
+        for entry in short:
+            if (entry.protocol, entry.internal_port) in before:
+                continue  # it was there before this run: kept
+            self._remove(run, data, entry)
+            taken_back.append(entry)
+        run.results = [r for r in run.results if (r["protocol"], r["internal_port"]) not in
+                       {(e.protocol, e.internal_port) for e in taken_back}]
+        run.removed = [r for r in run.removed if (r["protocol"], r["internal_port"]) not in
+                       {(e.protocol, e.internal_port) for e in taken_back}]
+        run.changed = bool(run.results and any(r.get("changed") for r in run.results)) or bool(run.removed)
+        granted = ", ".join(f"{e.protocol.upper()} {e.internal_port}: {e.lifetime} s" for e in short)
+        run.failures.append(
+            f"gateway {self.client.gateway} granted lifetimes shorter than the {min_lifetime} s needed ({granted}); "
+            + ("the mappings this run made were deleted again" if taken_back else "the existing mappings were kept"))
+
+    def _partner(self, data: LedgerData, want: Desired, run: Outcome) -> Optional[Entry]:
+        """For the UDP half of ``protocol: both``, the TCP half this run made or renewed."""
+        if not want.same_port or want.protocol != "udp":
+            return None
+        tcp = data.find(self.client.gateway, "tcp", want.internal_port)
+        done = any(r["protocol"] == "tcp" and r["internal_port"] == want.internal_port for r in run.results)
+        return tcp if done else None
+
+    def _one_port(self, run: Outcome, data: LedgerData, tcp: Entry, udp: Mapping, want: Desired) -> Mapping:
+        """Move TCP and UDP onto one port; record the TCP half again, return the UDP half."""
+        first = Mapping(tcp.gateway, "tcp", tcp.internal_port, tcp.external_port, tcp.lifetime,
+                        tcp.epoch.epoch if tcp.epoch else 0, tcp.method, False, tcp.nonce, tcp.public_address)
+        first, udp = one_port(self.client, first, udp, want.lifetime)
+        moved = record(data, self.client, "tcp", want.internal_port, tcp.requested_external_port, tcp.requested_lifetime,
+                       first, run.public_address, self.clock(), same_port=True)
+        if moved.external_port != tcp.external_port:
+            run.changed = True
+            run.results = [dict(describe(moved, self.clock()), changed=True, predicted=False)
+                           if (r["protocol"], r["internal_port"]) == ("tcp", want.internal_port) else r
+                           for r in run.results]
+        return udp
 
     # -------------------------------------------------------------- absent
 

@@ -26,7 +26,8 @@ T = TypeVar("T")
 
 
 def record(data: LedgerData, client: Client, protocol: str, internal_port: int, requested_external_port: int,
-           requested_lifetime: int, granted: Mapping, public_address: Optional[str], now: float) -> Entry:
+           requested_lifetime: int, granted: Mapping, public_address: Optional[str], now: float,
+           same_port: bool = False) -> Entry:
     """Put what the gateway granted into the ledger (replacing the entry of that mapping)."""
     previous = data.find(client.gateway, protocol, internal_port)
     entry = Entry(
@@ -44,9 +45,43 @@ def record(data: LedgerData, client: Client, protocol: str, internal_port: int, 
         nonce=granted.nonce,  # PCP's; empty for NAT-PMP
         public_address=granted.public_address or public_address or (previous.public_address if previous else ""),
         last_renewal=Renewal(now, True, ""),
+        same_port=same_port,
+        notified=previous.notified if previous else None,  # what the on-change hook was last told
     )
     data.put(entry)
     return entry
+
+
+def one_port(client: Client, first: Mapping, second: Mapping, lifetime: int, tries: int = 3) -> Tuple[Mapping, Mapping]:
+    """TCP and UDP of one internal port (``protocol: both``) granted different external ports:
+    move one to the other's port (delete, then ask with that port) until both share one.
+
+    Returns the two mappings as the gateway last granted them, equal ports or not (a
+    gateway that picks ports itself may never give both one).
+    """
+    for _attempt in range(tries):
+        if first.external_port == second.external_port:
+            break
+        first = _move(client, first, second.external_port, lifetime)
+        if first.external_port == second.external_port:
+            break
+        second = _move(client, second, first.external_port, lifetime)
+    return first, second
+
+
+def _move(client: Client, mapping: Mapping, external_port: int, lifetime: int) -> Mapping:
+    client.delete(mapping.protocol, mapping.internal_port, mapping.nonce, mapping.method)
+    return client.map(mapping.protocol, mapping.internal_port, external_port, lifetime, made_with=mapping.method)
+
+
+def split_ports(entries: Sequence[Entry]) -> str:
+    """The plain report for a pair that could not get one port (empty when it did)."""
+    if len({e.external_port for e in entries}) < 2:
+        return ""
+    first = entries[0]
+    got = ", ".join(f"{e.protocol.upper()} got {e.external_port}" for e in entries)
+    return (f"gateway {first.gateway} will not give TCP and UDP internal port {first.internal_port} one external "
+            f"port ({got}); both mappings are kept, each on its own port")
 
 
 def note_failure(data: LedgerData, key: Tuple[str, str, int], message: str, now: float) -> None:

@@ -22,35 +22,74 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .client import Client
+from .client import Client, Mapping
 from .epoch import EpochObservation
 from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData
-from .reconcile import Undo, note_failure, record, walk
+from .reconcile import Undo, note_failure, one_port, record, split_ports, walk
 
 HOOK_TIMEOUT = 60
 
 
 @dataclass
 class Change:
-    """A mapping whose public endpoint moved."""
+    """A public endpoint the on-change hook has not been told yet: one mapping, or the TCP and
+    UDP halves of ``protocol: both`` when they moved together."""
 
-    entry: Entry
-    previous_external_port: int
-    previous_public_address: str
+    entries: List[Entry]
+
+    @property
+    def entry(self) -> Entry:
+        return self.entries[0]
+
+    @property
+    def protocol(self) -> str:
+        return "both" if len(self.entries) > 1 else self.entry.protocol
 
     def environment(self) -> Dict[str, str]:
         e = self.entry
+        told = e.notified
         return {
             "PORTMAP_GATEWAY": e.gateway,
-            "PORTMAP_PROTOCOL": e.protocol,
+            "PORTMAP_PROTOCOL": self.protocol,
             "PORTMAP_INTERNAL_PORT": str(e.internal_port),
             "PORTMAP_EXTERNAL_PORT": str(e.external_port),
             "PORTMAP_PUBLIC_ADDRESS": e.public_address,
-            "PORTMAP_LIFETIME": str(e.lifetime),
-            "PORTMAP_PREVIOUS_EXTERNAL_PORT": str(self.previous_external_port),
-            "PORTMAP_PREVIOUS_PUBLIC_ADDRESS": self.previous_public_address,
+            "PORTMAP_LIFETIME": str(min(x.lifetime for x in self.entries)),
+            "PORTMAP_PREVIOUS_EXTERNAL_PORT": str(told.external_port) if told else "",
+            "PORTMAP_PREVIOUS_PUBLIC_ADDRESS": told.public_address if told else "",
         }
+
+    def describe(self) -> str:
+        told = self.entry.notified
+        before = f"{told.public_address}:{told.external_port}" if told else "(new)"
+        return (f"public endpoint of {self.protocol.upper()} internal port {self.entry.internal_port} on "
+                f"{self.entry.gateway}: {before} -> {self.entry.public_address}:{self.entry.external_port}")
+
+
+def untold(data: LedgerData) -> List[Change]:
+    """The endpoints the hook has not heard of, whoever made them (the module, the command or the job).
+
+    A mapping whose last request failed waits until it is granted again; the two halves
+    of ``protocol: both`` with one endpoint make one change.
+    """
+    groups: Dict[Tuple[str, int, bool], List[Entry]] = {}
+    for entry in data.entries:
+        if entry.last_renewal is not None and not entry.last_renewal.ok:
+            continue
+        if entry.notified == entry.endpoint:
+            continue
+        paired = entry.same_port and data.find(entry.gateway, "udp" if entry.protocol == "tcp" else "tcp",
+                                               entry.internal_port) is not None
+        groups.setdefault((entry.gateway, entry.internal_port, paired), []).append(entry)
+    changes: List[Change] = []
+    for (_gateway, _port, paired), entries in sorted(groups.items()):
+        if paired and len(entries) == 2 and entries[0].endpoint == entries[1].endpoint \
+                and entries[0].notified == entries[1].notified:
+            changes.append(Change(entries))
+        else:
+            changes.extend(Change([entry]) for entry in entries)
+    return changes
 
 
 @dataclass
@@ -60,7 +99,7 @@ class Report:
     failed: int = 0
     hook_failed: int = 0
     rebooted_gateways: List[str] = field(default_factory=list)
-    changes: List[Change] = field(default_factory=list)
+    changes: List[Change] = field(default_factory=list)  # told to the hook, or logged when there is none
 
 
 class Renewer:
@@ -84,8 +123,19 @@ class Renewer:
         with self.ledger.transaction(Undo(clients.get)) as data:
             for gateway in sorted({e.gateway for e in data.entries}):
                 self._gateway(data, gateway, force, report, clients)
-        for change in report.changes:
-            self._hook(change, report)
+            report.changes = untold(data)
+        if not self.on_change:
+            for change in report.changes:  # nobody to tell: logged, and kept untold for a hook set later
+                self.log(change.describe())
+            return report
+        told = [change for change in report.changes if self._hook(change, report)]
+        if told:
+            with self.ledger.transaction() as data:
+                for change in told:
+                    for entry in change.entries:
+                        current = data.find(*entry.key)
+                        if current is not None and current.endpoint == entry.endpoint:
+                            current.notified = entry.endpoint
         return report
 
     def _due(self, entry: Entry, client: Client, now: float, force: bool) -> Optional[str]:
@@ -116,17 +166,19 @@ class Renewer:
             report.rebooted_gateways.append(gateway)
             self.log(f"gateway {gateway} lost its mappings (epoch {public.epoch}); re-creating {len(keys)}")
         outcomes: Dict[Tuple[str, str, int], str] = {}  # kept | renewed | failed (the last word counts)
-        first_seen: Dict[Tuple[str, str, int], Tuple[int, str]] = {}  # the endpoint before this run
 
         def handle(key: Tuple[str, str, int]) -> bool:
             entry = data.find(*key)
             assert entry is not None
-            first_seen.setdefault(key, (entry.external_port, entry.public_address))
             reason = self._due(entry, client, self.clock(), force)
             if reason is None:
                 outcomes[key] = "kept"
                 return False
-            outcomes[key], lost = self._renew(data, entry, client, public.address, reason)
+            partner = data.find(gateway, "tcp", entry.internal_port) if entry.same_port and entry.protocol == "udp" \
+                else None
+            if partner is not None and outcomes.get(partner.key) != "renewed":
+                partner = None  # one port is sought when both halves are asked again in this pass
+            outcomes[key], lost = self._renew(data, entry, client, public.address, reason, partner)
             return lost
 
         def restart(done: List[Tuple[str, str, int]]) -> None:
@@ -138,35 +190,43 @@ class Renewer:
         walk(keys, handle, restart)
         for outcome in outcomes.values():
             setattr(report, outcome, getattr(report, outcome) + 1)
-        for key, (port, address) in first_seen.items():
-            entry = data.find(*key)
-            if entry is not None and (port, address) != (entry.external_port, entry.public_address):
-                report.changes.append(Change(entry, port, address))
 
     def _renew(self, data: LedgerData, entry: Entry, client: Client, public_address: Optional[str],
-               reason: str) -> Tuple[str, bool]:
-        """Renew one mapping: its outcome, and whether the reply showed a gateway reboot."""
+               reason: str, partner: Optional[Entry] = None) -> Tuple[str, bool]:
+        """Renew one mapping: its outcome, and whether the reply showed a gateway reboot.
+
+        ``partner`` is the TCP half of ``protocol: both``, renewed just before this UDP half:
+        UDP asks for its port, and the two are moved onto one port when the gateway grants another.
+        """
         what = f"{entry.protocol.upper()} internal port {entry.internal_port}"
+        suggested = partner.external_port if partner is not None else entry.requested_external_port
         try:
-            granted = client.map(entry.protocol, entry.internal_port, entry.requested_external_port,
+            granted = client.map(entry.protocol, entry.internal_port, suggested,
                                  entry.requested_lifetime, nonce=entry.nonce, made_with=entry.method)
+            if partner is not None and granted.external_port != partner.external_port:
+                first = Mapping(partner.gateway, "tcp", partner.internal_port, partner.external_port, partner.lifetime,
+                                0, partner.method, False, partner.nonce, partner.public_address)
+                first, granted = one_port(client, first, granted, entry.requested_lifetime)
+                record(data, client, "tcp", partner.internal_port, partner.requested_external_port,
+                       partner.requested_lifetime, first, public_address, self.clock(), same_port=True)
         except PortmapError as exc:
             note_failure(data, entry.key, str(exc), self.clock())
             self.log(f"renewal of {what} on {entry.gateway} failed: {exc}")
             return "failed", False
         renewed = record(data, client, entry.protocol, entry.internal_port, entry.requested_external_port,
-                         entry.requested_lifetime, granted, public_address, self.clock())
+                         entry.requested_lifetime, granted, public_address, self.clock(), same_port=entry.same_port)
+        if partner is not None:
+            split = split_ports([data.find(*partner.key) or partner, renewed])
+            if split:
+                self.log(split)
         self.log(f"renewed {what} on {entry.gateway} ({reason}): {renewed.public_address}:{granted.external_port} "
                  f"for {granted.lifetime} s")
         return "renewed", granted.rebooted
 
-    def _hook(self, change: Change, report: Report) -> None:
-        entry = change.entry
-        self.log(f"public endpoint of {entry.protocol.upper()} internal port {entry.internal_port} changed: "
-                 f"{change.previous_public_address}:{change.previous_external_port} -> "
-                 f"{entry.public_address}:{entry.external_port}")
-        if not self.on_change:
-            return
+    def _hook(self, change: Change, report: Report) -> bool:
+        """Tell the hook of one change; whether it ran and succeeded (else it is told again next run)."""
+        assert self.on_change
+        self.log(change.describe())
         env = dict(os.environ)
         env.update(change.environment())
         try:
@@ -174,10 +234,12 @@ class Renewer:
                                     stdin=subprocess.DEVNULL, capture_output=True, text=True)
         except (OSError, subprocess.SubprocessError) as exc:
             report.hook_failed += 1
-            self.log(f"on-change hook {self.on_change[0]} could not run: {exc}")
-            return
+            self.log(f"on-change hook {self.on_change[0]} could not run: {exc}; it is told again at the next run")
+            return False
         if result.returncode != 0:
             report.hook_failed += 1
-            self.log(f"on-change hook {self.on_change[0]} exited {result.returncode}: {result.stderr.strip()[:200]}")
-        else:
-            self.log(f"on-change hook {self.on_change[0]} ran")
+            self.log(f"on-change hook {self.on_change[0]} exited {result.returncode}: {result.stderr.strip()[:200]}; "
+                     "it is told again at the next run")
+            return False
+        self.log(f"on-change hook {self.on_change[0]} ran")
+        return True
