@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: closest
 short_description: The known name closest to a misspelt one
-version_added: 1.1.0
+version_added: 0.2.0
 description:
   - Returns the element of O(known) most like O(_input), or an empty string when none is close
     (a similarity ratio under O(cutoff)).
