@@ -54,8 +54,12 @@ requirements:
   - Python 3.8 or newer on the managed host; nothing outside the standard library.
   - C(netifaces) is used to find the gateway when it is importable, and never required.
 notes:
-  - Requests are serialized across processes on the host by a lock file in C(/run/lock),
-    which the renewal job shares.
+  - Requests are serialized across processes on the host by the lock file C(.portmap-natpmp.lock)
+    beside the ledger (mode 0600), which the renewal job shares. A ledger folder that users other
+    than its owner can write is refused, since any of them could then hold the lock or replace the ledger.
+  - Before the first request the ledger's write is proven possible (a read-only file system, a full
+    disk or a missing folder fail with nothing sent); a write that still fails after the gateway
+    granted a mapping deletes that mapping again and says so.
 seealso:
   - name: RFC 6886 (NAT-PMP)
     description: NAT Port Mapping Protocol.
