@@ -11,10 +11,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import shutil
 import socket
 import struct
-import subprocess
 import sys
 from typing import Callable, List, Optional, Tuple
 
@@ -105,6 +103,9 @@ def _from_proc(path: str = PROC_ROUTE) -> Optional[str]:
 def _from_bsd_route() -> Optional[str]:
     if sys.platform.startswith("linux"):
         return None
+    import shutil  # pylint: disable=import-outside-toplevel  # BSD and macOS only: the command starts faster without
+    import subprocess  # pylint: disable=import-outside-toplevel
+
     for argv in (["route", "-n", "get", "default"], ["netstat", "-rn", "-f", "inet"]):
         candidates = [f"/sbin/{argv[0]}", f"/usr/sbin/{argv[0]}", f"/usr/bin/{argv[0]}"]
         tool = shutil.which(argv[0]) or next((p for p in candidates if os.path.exists(p)), None)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -247,6 +246,8 @@ class Ledger:
             size = os.stat(self.path).st_size
         except OSError:
             size = 0
+        import tempfile  # pylint: disable=import-outside-toplevel  # only runs that write pay for it
+
         temporary = ""
         try:
             fd, temporary = tempfile.mkstemp(prefix=".ledger-", suffix=".tmp", dir=self.folder)

@@ -17,7 +17,6 @@ old entry.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -226,6 +225,8 @@ class Renewer:
     def _hook(self, change: Change, report: Report) -> bool:
         """Tell the hook of one change; whether it ran and succeeded (else it is told again next run)."""
         assert self.on_change
+        import subprocess  # pylint: disable=import-outside-toplevel  # only runs that tell a hook pay for it
+
         self.log(change.describe())
         env = dict(os.environ)
         env.update(change.environment())
