@@ -7,6 +7,7 @@
     portmap-natpmp delete tcp 8080
     portmap-natpmp status [--json]
     portmap-natpmp renew [--now] [--on-change CMD [ARG ...]]
+    portmap-natpmp nat --stun-server HOST:PORT [--json]
 
 Exit codes: 0 success, 1 a request or renewal failed, 2 bad usage, 3 the on-change
 hook failed.  Mappings made with ``map`` are recorded in the ledger, which ``renew``
@@ -112,7 +113,41 @@ def parser() -> argparse.ArgumentParser:
     renew.add_argument("--on-change", nargs=argparse.REMAINDER, metavar="CMD",
                        help="command (and arguments, no shell) run when a public endpoint changes; it gets "
                        "PORTMAP_* environment variables. Must come last.")
+    nat = sub.add_parser("nat", help="classify the NAT with a STUN server (RFC 5780) and tell whether mappings "
+                                     "are reachable from the Internet")
+    nat.add_argument("--stun-server", required=True, metavar="HOST:PORT", help="the STUN server to ask")
+    nat.add_argument("--json", action="store_true", help="print JSON")
     return main
+
+
+def _nat(args: argparse.Namespace, ledger: Ledger, make_client: Callable[..., Client]) -> int:
+    from .stun import nat_facts  # only this command needs STUN
+
+    try:
+        client = make_client()
+    except PortmapError as exc:  # no gateway found: STUN alone
+        facts = dict(nat_facts(None, args.stun_server, args.timeout, args.source_address), gateway=None,
+                     public_address=None, error=str(exc))
+    else:
+        facts = Manager(ledger, client).info(stun_server=args.stun_server)
+    if args.json:
+        say(json.dumps({key: facts.get(key) for key in ("gateway", "public_address", "nat", "double_nat", "reachable",
+                                                          "warnings")}, indent=2))
+        return EXIT_OK
+    nat = facts["nat"]
+    say(f"NAT type: {nat['type'] or 'unknown (the STUN server does not support RFC 5780)'}")
+    say(f"mapping: {nat['mapping'] or '-'}, filtering: {nat['filtering'] or '-'}")
+    seen = f"{nat['address']}:{nat['port']}" if nat["address"] else "nothing (no answer)"
+    say(f"STUN server {nat['server']} saw {seen} (sent from {nat['local_address']}:{nat['local_port']})")
+    say(f"gateway {facts['gateway'] or '-'}: public address {facts['public_address'] or 'unknown'}; "
+        f"double NAT: {_word(facts['double_nat'])}; reachable from the Internet: {_word(facts['reachable'])}")
+    for warning in facts["warnings"]:
+        say(f"warning: {warning}")
+    return EXIT_OK
+
+
+def _word(value: Optional[bool]) -> str:
+    return {True: "yes", False: "no", None: "unknown"}[value]
 
 
 def _client_factory(args: argparse.Namespace, lock: HostLock) -> Callable[..., Client]:
@@ -156,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
             f"(gateway {facts['gateway']}, epoch {facts['epoch']}, speaks "
             f"{', '.join(m for m in ('pcp', 'natpmp') if facts['speaks'][m] is True)})")
         return EXIT_OK
+    if args.command == "nat":
+        return _nat(args, ledger, make_client)
     if args.command == "renew":
         log = Logger(args.log)
         report = Renewer(ledger, make_client, log, args.on_change).run(force=args.now)

@@ -24,6 +24,7 @@ from .client import Client
 from .epoch import EpochObservation
 from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData, Renewal
+from .reachability import assess
 
 HOOK_TIMEOUT = 60
 MAX_RESTARTS = 3  # reboots during one run that send the job back over what it had done
@@ -108,6 +109,8 @@ class Renewer:
             report.failed += len(entries)
             self.log(f"gateway {gateway}: {exc}; {len(entries)} mapping(s) not renewed")
             return
+        for warning in assess(public.address or next((e.public_address for e in entries if e.public_address), None)).warnings:
+            self.log(f"gateway {gateway}: {warning}")
         if client.rebooted:
             report.rebooted_gateways.append(gateway)
             self.log(f"gateway {gateway} lost its mappings (epoch {public.epoch}); re-creating {len(entries)}")
