@@ -36,9 +36,9 @@ attributes:
 options:
   stun_server:
     description:
-      - A STUN server, C(host:port) (port 3478 when left out), to classify the NAT with:
-        the mapping and filtering behaviour of RFC 5780 when the server supports it (it needs
-        two addresses), the classic name, and the address and port the server saw.
+      - A STUN server, C(host:port) (port 3478 when left out), to classify the NAT with. The
+        result tells the mapping and filtering behaviour of RFC 5780 when the server supports it (it
+        needs two addresses), the classic name, and the address and port the server saw.
       - The first Binding request waits up to O(timeout); each later test waits 0.8 s with
         retransmissions, so a whole classification takes under 2 s with a server that answers.
       - By default no STUN server is contacted.

@@ -24,7 +24,7 @@ description:
   - The external port and lifetime returned are what the gateway granted, which may differ
     from what was asked.
   - A public address in a private, shared (100.64.0.0/10, carrier-grade NAT) or other special-purpose
-    range means another NAT upstream: the mapping is still made, the task warns that it is not
+    range means another NAT upstream. The mapping is still made; the task warns that it is not
     reachable from the Internet, and returns RV(reachable=false).
 author:
   - portmap.natpmp maintainers (@portmap)
@@ -222,7 +222,7 @@ mappings:
 reachable:
   description:
     - V(false) when the gateway's public address is in a private, shared (100.64.0.0/10, RFC 6598)
-      or other special-purpose range (a second NAT upstream, such as carrier-grade NAT): the mapping
+      or other special-purpose range (a second NAT upstream, such as carrier-grade NAT). The mapping
       is made but cannot be reached from the Internet, and the task warns. Otherwise null (only
       P(portmap.natpmp.natpmp_info#module) with a STUN server can confirm it).
   returned: always

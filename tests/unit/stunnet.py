@@ -51,8 +51,8 @@ class Network:
     def _external(self, local_port: int, destination: Address) -> Address:
         if self.mapping is None:
             return LOCAL, local_port
-        key = {INDEPENDENT: (local_port,), ADDRESS: (local_port, destination[0])}.get(self.mapping,
-                                                                                     (local_port, destination))
+        keys = {INDEPENDENT: (local_port,), ADDRESS: (local_port, destination[0])}
+        key = keys.get(self.mapping, (local_port, destination))
         if key not in self.table:
             self.table[key] = 50000 + len(self.table)
         return PUBLIC, self.table[key]

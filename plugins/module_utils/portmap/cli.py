@@ -131,8 +131,8 @@ def _nat(args: argparse.Namespace, ledger: Ledger, make_client: Callable[..., Cl
     else:
         facts = Manager(ledger, client).info(stun_server=args.stun_server)
     if args.json:
-        say(json.dumps({key: facts.get(key) for key in ("gateway", "public_address", "nat", "double_nat", "reachable",
-                                                          "warnings")}, indent=2))
+        keys = ("gateway", "public_address", "nat", "double_nat", "reachable", "warnings")
+        say(json.dumps({key: facts.get(key) for key in keys}, indent=2))
         return EXIT_OK
     nat = facts["nat"]
     say(f"NAT type: {nat['type'] or 'unknown (the STUN server does not support RFC 5780)'}")
@@ -210,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
         for row in result["mappings"]:
             say(f"mapped {row['protocol'].upper()} {result['public_address']}:{row['external_port']} -> "
                 f"internal port {row['internal_port']} for {row['lifetime']} s")
+        for warning in result["warnings"]:
+            say(f"{PROG}: warning: {warning}", sys.stderr)
         return EXIT_OK
     result = manager.absent(desired)
     for row in result["removed"]:
