@@ -13,6 +13,7 @@ with ``-n`` so Debian's ``no-rfc5780`` configuration is not read.  Shapes:
     double-nat     a carrier-grade NAT between the gateway and the Internet: the gateway's WAN side
                    is 100.64.0.2/24, a second namespace masquerades it to 11.22.33.2; the
                    simulated gateway (NAT-PMP/PCP) runs on the gateway and says 100.64.0.2
+    one-address    masquerade, coturn on one address only: no RFC 5780, the reflexive address alone
 
 Every namespace and process is removed by ``destroy``, also when ``create`` fails half-way.
 """
@@ -29,7 +30,7 @@ from typing import List, Optional, Sequence
 from .netns import Topology, wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHAPES = ("masquerade", "fully-random", "full-cone", "no-nat", "firewall", "blocked", "double-nat")
+SHAPES = ("masquerade", "fully-random", "full-cone", "no-nat", "firewall", "blocked", "double-nat", "one-address")
 SERVER = "11.22.33.1"
 SERVER_OTHER = "11.22.33.3"
 STUN_PORT = 3478
@@ -134,7 +135,7 @@ class NatLab(Topology):
 
     def _shape(self) -> None:
         host = self.host_addresses[0]
-        if self.shape in ("masquerade", "double-nat"):
+        if self.shape in ("masquerade", "double-nat", "one-address"):
             self.nft(self.gw, _nat() + _forward())
         elif self.shape == "fully-random":
             self.nft(self.gw, _nat("masquerade fully-random") + _forward())
@@ -155,8 +156,10 @@ table ip filter {
 """)
 
     def _start_coturn(self) -> None:
+        addresses = (SERVER,) if self.shape == "one-address" else (SERVER, SERVER_OTHER)
+        listen = [word for address in addresses for word in ("-L", address)]
         self.coturn = self.popen(self.internet, [
-            "turnserver", "-n", "-L", SERVER, "-L", SERVER_OTHER, "--stun-only", "--no-tls", "--no-dtls", "--no-cli",
+            "turnserver", "-n", *listen, "--stun-only", "--no-tls", "--no-dtls", "--no-cli",
             "--log-file", "stdout", "--simple-log", "--pidfile", f"/tmp/pmturn{self.tag}.pid"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -164,8 +167,7 @@ table ip filter {
             if self.coturn is not None and self.coturn.poll() is not None:
                 raise RuntimeError(f"turnserver exited with {self.coturn.returncode}")
             out = self.run(self.internet, ["ss", "-lnu"]).stdout
-            return all(f"{address}:{port}" in out for address in (SERVER, SERVER_OTHER)
-                       for port in (STUN_PORT, STUN_PORT + 1))
+            return all(f"{address}:{STUN_PORT}" in out for address in addresses)
         wait_for(listening, timeout=15, what="coturn listening on both addresses")
 
     def _start_simulated_gateway(self) -> None:

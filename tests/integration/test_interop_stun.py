@@ -27,6 +27,7 @@ EXPECTED = {
     "firewall": ("Symmetric UDP Firewall", EI, APD),
     "blocked": ("Blocked", None, None),
     "double-nat": ("Port Restricted-cone NAT", EI, APD),
+    "one-address": (None, None, None),  # no RFC 5780: the reflexive address only
 }
 CGNAT_WARNING = ("the gateway's public address 100.64.0.2 is in the carrier-grade NAT range: "
                  "this mapping is not reachable from the Internet")
@@ -62,6 +63,10 @@ def test_classification_matches_coturn(lab, tmp_path):
           f"turnutils_natdiscovery {natshapes.natdiscovery_verdict(theirs.stdout)}")
     if classic == "Blocked":
         assert nat["address"] is None and nat["elapsed"] == pytest.approx(2.0, abs=0.3)  # the --timeout
+        return
+    if lab.shape == "one-address":
+        assert (nat["rfc5780"], nat["address"], nat["behind_nat"]) == (False, "11.22.33.2", True)
+        assert "Other addr" not in theirs.stdout and "UDP reflexive addr: 11.22.33.2" in theirs.stdout
         return
     assert nat["elapsed"] < 2.0 and nat["rfc5780"]
     assert nat["behind_nat"] is (lab.shape not in ("no-nat", "firewall"))
