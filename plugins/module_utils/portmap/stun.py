@@ -239,10 +239,9 @@ class StunClient:
             response = self.binding(endpoint, self.server, self.timeout)
         finally:
             endpoint.close()
-        if response is None:
+        if response is None or response.mapped is None:  # (binding() refuses a response without an address)
             raise GatewayTimeout(f"no answer from STUN server {self.where} to the Binding request within "
                                  f"{self.timeout:.3g} s (UDP to it blocked, or nothing listens)")
-        assert response.mapped is not None
         return response.mapped
 
     def classify(self) -> NatBehaviour:
@@ -250,8 +249,8 @@ class StunClient:
         result = NatBehaviour(self.server)
         try:
             self._mapping(result)
-            if result.rfc5780:
-                self._filtering(result)
+            if result.rfc5780 and result.other_address:
+                self._filtering(result, result.other_address)
         finally:
             result.elapsed = self._clock() - start
         result.classic = BLOCKED if result.mapped is None else classic_name(result.behind_nat, result.mapping,
@@ -284,9 +283,7 @@ class StunClient:
         finally:
             endpoint.close()
 
-    def _filtering(self, result: NatBehaviour) -> None:
-        assert result.other_address is not None
-        other = result.other_address
+    def _filtering(self, result: NatBehaviour, other: Address) -> None:
         endpoint = self._endpoints()
         try:
             if self.binding(endpoint, self.server, self.wait) is None:
