@@ -58,13 +58,21 @@ def execute(module: Any, work: Callable[[], Dict[str, Any]]) -> None:
         result = work()
     except ApplyError as exc:
         details = dict(exc.result)
+        _warn(module, details)
         diff = details.pop("diff", None)
         if module._diff and diff is not None:
             details["diff"] = diff
         module.fail_json(msg=str(exc), **details)
     except PortmapError as exc:
         module.fail_json(msg=str(exc))
+    _warn(module, result)
     diff = result.pop("diff", None)
     if module._diff and diff is not None:
         result["diff"] = diff
     module.exit_json(**result)
+
+
+def _warn(module: Any, result: Dict[str, Any]) -> None:
+    """The result's ``warnings`` (e.g. a public address no one can reach) become module warnings."""
+    for text in result.pop("warnings", None) or []:
+        module.warn(text)

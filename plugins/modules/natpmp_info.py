@@ -14,6 +14,9 @@ description:
     and reports its public address, its epoch, which protocols it speaks, and the mappings
     the host's ledger records, with the time each has left and the result of its last renewal.
   - A gateway that does not answer is reported (RV(answers=false) and RV(error)), not a failure.
+  - With O(stun_server), it also classifies the NAT's behaviour with STUN (RFC 8489, RFC 5780)
+    and tells whether the gateway's public address is the one the Internet sees (RV(double_nat),
+    RV(reachable)). Without it no third party is contacted.
 author:
   - portmap.natpmp maintainers (@portmap)
 extends_documentation_fragment:
@@ -30,6 +33,16 @@ attributes:
     support: full
     details:
       - It reads only; every run reports no change.
+options:
+  stun_server:
+    description:
+      - A STUN server, C(host:port) (port 3478 when left out), to classify the NAT with. The
+        result tells the mapping and filtering behaviour of RFC 5780 when the server supports it (it
+        needs two addresses), the classic name, and the address and port the server saw.
+      - The first Binding request waits up to O(timeout); each later test waits 0.8 s with
+        retransmissions, so a whole classification takes under 2 s with a server that answers.
+      - By default no STUN server is contacted.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -40,6 +53,16 @@ EXAMPLES = r"""
 - name: Show them
   ansible.builtin.debug:
     msg: "{{ nat.public_address }}: {{ nat.mappings | map(attribute='external_port') | list }}"
+
+- name: Classify the NAT with a STUN server, and warn when the mapping cannot be reached
+  portmap.natpmp.natpmp_info:
+    stun_server: stun.example.net:3478
+  register: nat
+
+- name: Fail when a second NAT is upstream
+  ansible.builtin.assert:
+    that: not nat.double_nat
+    fail_msg: "{{ nat.public_address }} is not what the Internet sees ({{ nat.nat.address }})"
 
 - name: Ask a given gateway, with a short deadline
   portmap.natpmp.natpmp_info:
@@ -100,6 +123,76 @@ gateway_rebooted:
   returned: always
   type: bool
   sample: false
+reachable:
+  description:
+    - V(true) only when STUN (O(stun_server)) saw the gateway's public address; V(false) when that
+      address is in a private, shared (100.64.0.0/10, RFC 6598) or other special-purpose range, or
+      STUN saw another; null when nothing tells.
+  returned: always
+  type: bool
+  sample: true
+double_nat:
+  description:
+    - Whether another NAT sits upstream of the gateway; V(true) when its public address is in a
+      special-purpose range or differs from the one STUN saw, V(false) when STUN saw the same, null
+      when no gateway address is known or nothing tells.
+  returned: always
+  type: bool
+  sample: false
+nat:
+  description: What STUN found, with O(stun_server); null without it.
+  returned: always
+  type: dict
+  contains:
+    server:
+      description: The STUN server asked, as C(address:port).
+      type: str
+      sample: 203.0.113.1:3478
+    type:
+      description:
+        - The classic name, V(Open Internet), V(Full-cone NAT), V(Restricted-cone NAT), V(Port Restricted-cone NAT),
+          V(Symmetric NAT), V(Symmetric UDP Firewall) or V(Blocked) (no answer); null when a behaviour is unknown
+          (a server without RFC 5780).
+      type: str
+      sample: Port Restricted-cone NAT
+    mapping:
+      description:
+        - RFC 5780 mapping behaviour, V(endpoint-independent), V(address-dependent) or V(address-and-port-dependent);
+          null when unknown.
+      type: str
+      sample: endpoint-independent
+    filtering:
+      description: RFC 5780 filtering behaviour, with the same values; null when unknown.
+      type: str
+      sample: address-and-port-dependent
+    address:
+      description: The address the STUN server saw this host's requests come from; null when blocked.
+      type: str
+      sample: 198.51.100.20
+    port:
+      description: The port it saw; null when blocked.
+      type: int
+      sample: 40012
+    local_address:
+      description: The local address the requests were sent from.
+      type: str
+      sample: 192.168.1.10
+    local_port:
+      description: The local port the requests were sent from.
+      type: int
+      sample: 40012
+    behind_nat:
+      description: Whether the server saw another address or port than the local ones.
+      type: bool
+      sample: true
+    rfc5780:
+      description: Whether the server supports RFC 5780 behaviour discovery (it sent OTHER-ADDRESS).
+      type: bool
+      sample: true
+    elapsed:
+      description: How long the classification took, in seconds.
+      type: float
+      sample: 1.62
 error:
   description: Why the gateway did not answer; null when it did.
   returned: always
@@ -176,11 +269,11 @@ from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.manage impo
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(COMMON_ARGUMENT_SPEC), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(COMMON_ARGUMENT_SPEC, stun_server=dict(type="str")), supports_check_mode=True)
 
     def work():
         ledger, client = open_ledger_and_client(module, create_folder=False)
-        return dict(Manager(ledger, client).info(), changed=False)
+        return dict(Manager(ledger, client).info(stun_server=module.params["stun_server"]), changed=False)
 
     execute(module, work)
 

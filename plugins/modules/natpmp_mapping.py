@@ -23,6 +23,9 @@ description:
     P(portmap.natpmp.renewal#role) role to keep mappings alive between runs.
   - The external port and lifetime returned are what the gateway granted, which may differ
     from what was asked.
+  - A public address in a private, shared (100.64.0.0/10, carrier-grade NAT) or other special-purpose
+    range means another NAT upstream. The mapping is still made; the task warns that it is not
+    reachable from the Internet, and returns RV(reachable=false).
 author:
   - portmap.natpmp maintainers (@portmap)
 extends_documentation_fragment:
@@ -243,6 +246,20 @@ mappings:
       description: True in check mode, where nothing was requested from the gateway.
       type: bool
       sample: false
+reachable:
+  description:
+    - V(false) when the gateway's public address is in a private, shared (100.64.0.0/10, RFC 6598)
+      or other special-purpose range (a second NAT upstream, such as carrier-grade NAT). The mapping
+      is made but cannot be reached from the Internet, and the task warns. Otherwise null (only
+      P(portmap.natpmp.natpmp_info#module) with a STUN server can confirm it).
+  returned: always
+  type: bool
+  sample: null
+double_nat:
+  description: V(true) when the public address is in such a range; otherwise null.
+  returned: always
+  type: bool
+  sample: null
 removed:
   description: The mappings deleted (with O(state=absent), or by O(exclusive)).
   returned: always

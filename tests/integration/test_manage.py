@@ -150,11 +150,12 @@ def test_pcp_nonce_is_recorded_and_reused_for_renewal_and_delete(gw, tmp_path):
     assert gw.ctl({"cmd": "table"})["mappings"] == []
 
 
-def test_pcp_check_mode_sends_only_announce_and_takes_the_address_from_the_ledger(gw, tmp_path):
+def test_pcp_check_mode_sends_only_announce_and_marks_the_address_as_the_ledger_s(gw, tmp_path):
     manager(gw, tmp_path, method="auto").present(WANT)
     gw.ctl({"cmd": "clear_log"})
     result = manager(gw, tmp_path, check_mode=True, method="auto").present(WANT + [Desired("udp", 5353, 5353, 600)])
-    assert result["changed"] and result["public_address"] == "11.22.33.2"
+    assert result["changed"] and result["public_address"] is None  # the ANNOUNCE said no address
+    assert result["recorded"]["public_address"] == "11.22.33.2" and result["epoch"] is not None
     assert pcp_log(gw) == [("pcp", 0, None, None, None)]
 
 
@@ -185,3 +186,14 @@ def test_gateway_that_drops_pcp_gets_the_mapping_moved_to_natpmp(gw, tmp_path):
     entry = json.loads((tmp_path / "ledger.json").read_text())["mappings"][0]
     assert (entry["method"], entry["nonce"]) == ("natpmp", "")
     assert not manager(gw, tmp_path, method="auto", timeout=1.5).present(WANT)["changed"]
+
+
+def test_a_run_the_gateway_did_not_answer_reports_nothing_as_said_by_it(gw, tmp_path):
+    """The epoch and address of a failed run are the ledger's, and marked so, not passed off as the gateway's."""
+    manager(gw, tmp_path, method="natpmp").present(WANT)
+    gw.ctl({"cmd": "fault", "kind": "drop"})
+    with pytest.raises(ApplyError) as failed:
+        manager(gw, tmp_path, method="natpmp", timeout=0.5).present(WANT)
+    result = failed.value.result
+    assert result["public_address"] is None and result["epoch"] is None
+    assert result["recorded"]["public_address"] == "11.22.33.2" and isinstance(result["recorded"]["epoch"], int)

@@ -16,28 +16,20 @@ The number of cases each test really ran is printed at the end of the module.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from typing import Any, Dict, List, Tuple
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fakes import GATEWAY, FakeChannel, FakeClock
+from fuzzing import FUZZ, mutated
 from portmap import wire_natpmp, wire_pcp
 from portmap.client import Client
 from portmap.errors import GatewayTimeout
 from tests.simgw.gateway import SimulatedGateway
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
-FUZZ = settings(
-    max_examples=EXAMPLES or 500,
-    derandomize=not EXAMPLES,  # the quick run is the same every time; the long one explores
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 CASES: Counter = Counter()
 VALID_ANSWERS: Counter = Counter()
 
@@ -79,26 +71,6 @@ def report_cases():
     total = sum(CASES.values())
     print("\nFUZZ CASES: " + ", ".join(f"{name} {count}" for name, count in sorted(CASES.items()))
           + f"; total {total} (of the client's, {VALID_ANSWERS['client']} drew a valid answer, not garbage)")
-
-
-@st.composite
-def mutated(draw: st.DrawFn, seeds: List[bytes]) -> bytes:
-    """A valid datagram with 1-4 mutations: flipped or set bytes, truncation, extension, splice."""
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _step in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["flip", "set", "truncate", "extend", "splice"]))
-        if kind in ("flip", "set") and data:
-            at = draw(st.integers(0, len(data) - 1))
-            data[at] = data[at] ^ (1 << draw(st.integers(0, 7))) if kind == "flip" else draw(st.integers(0, 255))
-        elif kind == "truncate":
-            del data[draw(st.integers(0, len(data))):]
-        elif kind == "extend":
-            data += draw(st.binary(min_size=1, max_size=64))
-        elif kind == "splice":
-            other = draw(st.sampled_from(seeds))
-            cut = draw(st.integers(0, min(len(data), len(other))))
-            data = data[:cut] + bytearray(other[cut:])
-    return bytes(data)
 
 
 def datagrams(seeds: List[bytes]) -> st.SearchStrategy:

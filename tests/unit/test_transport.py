@@ -207,3 +207,20 @@ def test_real_nothing_listening_is_unreachable_fast(loopback_address):
     with pytest.raises(GatewayUnreachable):
         transport.exchange(b"\x00\x00", accept_all, "public address request")
     assert time.monotonic() - start < 0.2
+
+
+def test_reply_from_names_the_only_source_that_may_answer():
+    """A STUN server answers a CHANGE-REQUEST from its other address: the caller says which."""
+    other = ("192.0.2.2", 3479)
+    transport, _clock, _channels = make(lambda _data, _n: [(0.01, b"from the other", other), (0.02, b"from us", GATEWAY)])
+    assert transport.exchange(b"x", accept_all, "x") == b"from us"  # by default only the address sent to
+    transport, _clock, _channels = make(lambda _data, _n: [(0.01, b"from us", GATEWAY), (0.02, b"from the other", other)])
+    assert transport.exchange(b"x", accept_all, "x", reply_from=other) == b"from the other"
+
+
+def test_peer_names_the_far_end_in_messages():
+    clock = FakeClock()
+    transport = Transport(GATEWAY[0], GATEWAY[1], timeout=0.5, clock=clock, peer="STUN server",
+                          channel_factory=lambda: FakeChannel(clock, silent))
+    with pytest.raises(GatewayTimeout, match="no answer from STUN server 192.0.2.1:5351 to the Binding request"):
+        transport.exchange(b"x", accept_all, "Binding request")

@@ -7,6 +7,7 @@
     portmap-natpmp delete tcp 8080
     portmap-natpmp status [--json]
     portmap-natpmp renew [--now] [--on-change CMD [ARG ...]]
+    portmap-natpmp nat --stun-server HOST:PORT [--json]
 
 Exit codes: 0 success, 1 a request or renewal failed, 2 bad usage, 3 the on-change
 hook failed.  Mappings made with ``map`` are recorded in the ledger, which ``renew``
@@ -111,7 +112,45 @@ def parser() -> argparse.ArgumentParser:
     renew.add_argument("--on-change", nargs=argparse.REMAINDER, metavar="CMD",
                        help="command (and arguments, no shell) run when a public endpoint changes; it gets "
                        "PORTMAP_* environment variables. Must come last.")
+    nat = sub.add_parser("nat", help="classify the NAT with a STUN server (RFC 5780) and tell whether mappings "
+                                     "are reachable from the Internet")
+    nat.add_argument("--stun-server", required=True, metavar="HOST:PORT", help="the STUN server to ask")
+    nat.add_argument("--json", action="store_true", help="print JSON")
     return main
+
+
+def _nat(args: argparse.Namespace, ledger: Any, make_client: Callable[..., Any]) -> int:
+    # pylint: disable=import-outside-toplevel
+    import json
+
+    from .manage import Manager
+    from .stun import nat_facts  # only this command needs STUN
+
+    try:
+        client = make_client()
+    except PortmapError as exc:  # no gateway found: STUN alone
+        facts = dict(nat_facts(None, args.stun_server, args.timeout, args.source_address), gateway=None,
+                     public_address=None, error=str(exc))
+    else:
+        facts = Manager(ledger, client).info(stun_server=args.stun_server)
+    if args.json:
+        keys = ("gateway", "public_address", "nat", "double_nat", "reachable", "warnings")
+        say(json.dumps({key: facts.get(key) for key in keys}, indent=2))
+        return EXIT_OK
+    nat = facts["nat"]
+    say(f"NAT type: {nat['type'] or 'unknown (the STUN server does not support RFC 5780)'}")
+    say(f"mapping: {nat['mapping'] or '-'}, filtering: {nat['filtering'] or '-'}")
+    seen = f"{nat['address']}:{nat['port']}" if nat["address"] else "nothing (no answer)"
+    say(f"STUN server {nat['server']} saw {seen} (sent from {nat['local_address']}:{nat['local_port']})")
+    say(f"gateway {facts['gateway'] or '-'}: public address {facts['public_address'] or 'unknown'}; "
+        f"double NAT: {_word(facts['double_nat'])}; reachable from the Internet: {_word(facts['reachable'])}")
+    for warning in facts["warnings"]:
+        say(f"warning: {warning}")
+    return EXIT_OK
+
+
+def _word(value: Optional[bool]) -> str:
+    return {True: "yes", False: "no", None: "unknown"}[value]
 
 
 def _seconds(text: str) -> float:
@@ -187,6 +226,8 @@ def dispatch(args: argparse.Namespace) -> int:
             f"(gateway {facts['gateway']}, epoch {facts['epoch']}, speaks "
             f"{', '.join(m for m in ('pcp', 'natpmp') if facts['speaks'][m] is True)})")
         return EXIT_OK
+    if args.command == "nat":
+        return _nat(args, ledger, make_client)
     spec = {"internal_port": args.internal_port, "protocol": args.protocol}
     if args.command == "map":
         spec.update(external_port=args.external_port, lifetime=args.lifetime)
@@ -197,6 +238,8 @@ def dispatch(args: argparse.Namespace) -> int:
         for row in result["mappings"]:
             say(f"mapped {row['protocol'].upper()} {result['public_address']}:{row['external_port']} -> "
                 f"internal port {row['internal_port']} for {row['lifetime']} s")
+        for warning in result["warnings"]:
+            say(f"{PROG}: warning: {warning}", sys.stderr)
         return EXIT_OK
     result = manager.absent(desired)
     for row in result["removed"]:

@@ -113,3 +113,7 @@ class ExcessiveRemotePeers(ResultCodeError):
 
 class UnknownResultCode(ResultCodeError):
     """A result code the protocol's RFC does not define."""
+
+
+class StunError(PortmapError):
+    """A STUN server answered with an error, or with a response this client must not accept."""

@@ -20,7 +20,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client, Mapping
 from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError
 from .ledger import DEFAULT_PATH, Entry, Ledger, LedgerData, LedgerError, LedgerWriteFailed
+from .reachability import assess
 from .reconcile import Undo, note_failure, one_port, record, split_ports, walk
+from .stun import nat_facts
 
 PROTOCOL_CHOICES = PROTOCOLS + ("both",)
 
@@ -157,6 +159,7 @@ class Outcome:
             "removed": self.removed,
             "diff": {"before": {"mappings": self.before}, "after": {"mappings": after}},
         }
+        result.update(assess(self.public_address).as_dict())  # reachable, double_nat, warnings
         return result
 
 
@@ -394,11 +397,12 @@ class Manager:
 
     # -------------------------------------------------------------- info
 
-    def info(self) -> Dict[str, Any]:
+    def info(self, stun_server: Optional[str] = None) -> Dict[str, Any]:
         """Read-only facts; a gateway that does not answer is reported, not an error.
 
         Under ``auto`` both protocols are asked (PCP ANNOUNCE, NAT-PMP public address),
         so the facts tell what the gateway speaks; ``method`` is what a change would use.
+        With ``stun_server`` (``host:port``) the NAT's behaviour is classified with STUN too.
         """
         data = self.ledger.load()
         if self.client.epoch is None:
@@ -409,7 +413,7 @@ class Manager:
         public = self.client.public_address_seen or next(
             (e.public_address for e in data.for_gateway(self.client.gateway) if e.public_address), None)
         now = self.clock()
-        return {
+        facts = {
             "gateway": self.client.gateway,
             "gateway_found_in": self.client.found_in,
             "public_address": public if speaks else None,
@@ -421,3 +425,5 @@ class Manager:
             "error": None if speaks else "; ".join(errors),
             "mappings": [describe(e, now) for e in data.entries],
         }
+        transport = self.client.transport
+        return dict(facts, **nat_facts(facts["public_address"], stun_server, transport.timeout, transport.source_address))

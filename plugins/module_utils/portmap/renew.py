@@ -25,6 +25,7 @@ from .client import Client, Mapping
 from .epoch import EpochObservation
 from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData
+from .reachability import assess
 from .reconcile import Undo, note_failure, one_port, record, split_ports, walk
 
 HOOK_TIMEOUT = 60
@@ -161,6 +162,9 @@ class Renewer:
             report.failed += len(keys)
             self.log(f"gateway {gateway}: {exc}; {len(keys)} mapping(s) not renewed")
             return
+        recorded = next((e.public_address for e in data.for_gateway(gateway) if e.public_address), None)
+        for warning in assess(public.address or recorded).warnings:
+            self.log(f"gateway {gateway}: {warning}")
         if client.rebooted:
             report.rebooted_gateways.append(gateway)
             self.log(f"gateway {gateway} lost its mappings (epoch {public.epoch}); re-creating {len(keys)}")

@@ -74,15 +74,20 @@ class UdpChannel(Channel):
         return str(self.sock.getsockname()[0])
 
     def receive(self, timeout: float) -> Optional[Tuple[bytes, Address]]:
-        self.sock.settimeout(max(timeout, 0.0) or 1e-6)
-        try:
-            data, source = self.sock.recvfrom(MAX_DATAGRAM)
-        except socket.timeout:
-            return None
-        return data, (source[0], source[1])
+        return receive_from(self.sock, timeout)
 
     def close(self) -> None:
         self.sock.close()
+
+
+def receive_from(sock: socket.socket, timeout: float, size: int = MAX_DATAGRAM) -> Optional[Tuple[bytes, Address]]:
+    """A datagram and its source from ``sock``, or None when ``timeout`` seconds passed."""
+    sock.settimeout(max(timeout, 0.0) or 1e-6)
+    try:
+        data, source = sock.recvfrom(size)
+    except socket.timeout:
+        return None
+    return data, (source[0], source[1])
 
 
 def retransmission_schedule(deadline: float, initial: float = INITIAL_WAIT) -> List[float]:
@@ -106,12 +111,14 @@ class Transport:
         clock: Callable[[], float] = time.monotonic,
         channel_factory: Optional[Callable[[], Channel]] = None,
         initial_wait: float = INITIAL_WAIT,
+        peer: str = "gateway",
     ) -> None:
         self.gateway = gateway
         self.port = port
         self.timeout = timeout
         self.source_address = source_address
         self.initial_wait = initial_wait
+        self.peer = peer  # what the far end is called in messages
         self._clock = clock
         self._channel_factory = channel_factory or (lambda: UdpChannel((gateway, port), source_address))
         self.sends = 0  # sends of the last exchange, for callers and tests
@@ -121,7 +128,7 @@ class Transport:
         return f"{self.gateway}:{self.port}"
 
     def exchange(self, data: Union[bytes, Callable[[str], bytes]], parse: Callable[[bytes], Optional[T]], what: str,
-                 timeout: Optional[float] = None) -> T:
+                 timeout: Optional[float] = None, reply_from: Optional[Address] = None) -> T:
         """Send ``data`` until ``parse`` accepts a datagram from the gateway, or the deadline.
 
         ``data`` may be a function of the channel's local address that returns the
@@ -129,6 +136,8 @@ class Transport:
         None for a datagram that does not answer the request (ignored) and may raise
         to end the exchange with an error.  ``timeout`` replaces the transport's
         deadline for this exchange (a share of it, when protocols are tried in turn).
+        ``reply_from`` is the only source a reply may come from (default: the address sent to;
+        a STUN server answers a CHANGE-REQUEST from its other address).
         """
         budget = self.timeout if timeout is None else timeout
         start = self._clock()
@@ -138,7 +147,7 @@ class Transport:
         try:
             if callable(data):
                 data = data(channel.local_address())
-            return self._run(channel, data, parse, what, budget, deadline)
+            return self._run(channel, data, parse, what, budget, deadline, reply_from or (self.gateway, self.port))
         except ConnectionRefusedError:
             raise GatewayUnreachable(
                 f"gateway {self.where} refused the {what} (ICMP port unreachable: "
@@ -152,7 +161,7 @@ class Transport:
             channel.close()
 
     def _run(self, channel: Channel, data: bytes, parse: Callable[[bytes], Optional[T]], what: str,
-             budget: float, deadline: float) -> T:
+             budget: float, deadline: float, reply_from: Address) -> T:
         wait = self.initial_wait
         while True:
             channel.send(data)
@@ -167,13 +176,13 @@ class Transport:
                 if got is None:
                     continue
                 datagram, source = got
-                if source != (self.gateway, self.port):
-                    continue  # only the gateway's address and port may answer
+                if source != reply_from:
+                    continue  # only the gateway's (the server's) address and port may answer
                 reply = parse(datagram)
                 if reply is not None:
                     return reply
             if self._clock() >= deadline:
                 raise GatewayTimeout(
-                    f"no answer from gateway {self.where} to the {what} within {budget:.3g} s "
+                    f"no answer from {self.peer} {self.where} to the {what} within {budget:.3g} s "
                     f"({self.sends} sends)"
                 )
