@@ -103,6 +103,7 @@ class FakeIgd:
             "DeletePortMapping": vector("v2-DeletePortMapping"),
             "GetSpecificPortMappingEntry": vector("v2-GetSpecificPortMappingEntry"),
             "GetListOfPortMappings": vector("v2-GetListOfPortMappings"),
+            "GetGenericPortMappingEntry": vector("v2-GetGenericPortMappingEntry-713"),
         }
         self.replies.update(replies or {})
         self.requests: List[bytes] = []

@@ -14,6 +14,7 @@ connection): tests replace them and the clock, as with transport.Channel.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -250,7 +251,7 @@ class Http:
         length_text = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         if length_text is not None and not chunked:
-            if not length_text.isdigit() or int(length_text) > MAX_RESPONSE:
+            if not re.fullmatch(r"[0-9]{1,9}", length_text) or int(length_text) > MAX_RESPONSE:
                 raise UpnpProtocolError(f"gateway {where} announced a UPnP IGD answer of {length_text[:20]!r} octets "
                                         f"(at most {MAX_RESPONSE} are read)")
             length = int(length_text)
@@ -284,7 +285,7 @@ class Http:
 def _parse_head(head: bytes, where: str, what: str) -> Tuple[int, str, Dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
     words = lines[0].split(" ", 2)
-    if len(words) < 2 or not words[0].startswith("HTTP/1.") or not words[1].isdigit() or len(words[1]) != 3:
+    if len(words) < 2 or not words[0].startswith("HTTP/1.") or not re.fullmatch(r"[1-9][0-9][0-9]", words[1]):
         raise UpnpProtocolError(f"gateway {where} answered the UPnP IGD {what} with no HTTP status line: {lines[0][:80]!r}")
     headers: Dict[str, str] = {}
     for line in lines[1:]:

@@ -8,6 +8,7 @@ SSDP answer or announcement (anything may arrive on the port) gives None.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -93,7 +94,7 @@ def decode(data: bytes) -> Optional[SsdpMessage]:
         return None
     boot_id: Optional[int] = None
     raw_boot = headers.get("BOOTID.UPNP.ORG", "")
-    if raw_boot.isdigit() and int(raw_boot) < 2 ** 31:
+    if re.fullmatch(r"[0-9]{1,10}", raw_boot) and int(raw_boot) < 2 ** 31:
         boot_id = int(raw_boot)
     return SsdpMessage(kind, location, target, headers.get("USN", ""), boot_id,
                        headers.get("NTS", "") if kind == "notify" else "")

@@ -62,6 +62,7 @@ FAULT_CLASSES = {
 }
 
 _UNSAFE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _child_text(element: ElementTree.Element, name: str) -> str:
 
 def _service_version(service_type: str) -> int:
     tail = service_type.rsplit(":", 1)[-1]
-    return int(tail) if tail.isdigit() and len(tail) < 4 else 0
+    return int(tail) if _DIGITS.fullmatch(tail) and len(tail) < 4 else 0
 
 
 def parse_description(data: bytes, url: str) -> Description:
@@ -220,7 +221,7 @@ def decode_fault(data: bytes) -> Optional[Tuple[int, str]]:
         for element in fault.iter():
             if _local(element.tag) == "UPnPError":
                 code = _child_text(element, "errorCode")
-                if not code.isdigit() or len(code) > 6:
+                if not _DIGITS.fullmatch(code) or len(code) > 6:
                     raise errors.MalformedPacket(f"SOAP fault with errorCode {code[:20]!r}")
                 return int(code), _child_text(element, "errorDescription")[:200]
         raise errors.MalformedPacket("SOAP fault without a UPnPError")
@@ -290,7 +291,7 @@ def get_list_of_port_mappings(protocol: str, start: int = 0, end: int = 65535, c
 
 def _int(values: Dict[str, str], name: str, maximum: int) -> int:
     text = values.get(name, "")
-    if not text.isdigit() or len(text) > 10 or int(text) > maximum:
+    if not _DIGITS.fullmatch(text) or len(text) > 10 or int(text) > maximum:
         raise errors.MalformedPacket(f"UPnP answer with {name} {text[:20]!r}")
     return int(text)
 
