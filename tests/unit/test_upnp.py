@@ -179,7 +179,7 @@ def test_a_port_that_must_not_change_names_its_holder():
     with pytest.raises(errors.UpnpConflict) as caught:
         session(igd).map("tcp", 8080, 8080, 3600, "d", exact=True)
     message = str(caught.value)
-    assert "external port 8080/tcp on gateway 192.0.2.1 (UPnP IGD) is held by 192.168.77.10:8090 ('portmap vector')" in message
+    assert "external port 8080/tcp on gateway 192.0.2.1 (UPnP IGD at http://192.0.2.1:5000/ctl/IPConn) is held by 192.168.77.10:8090 ('portmap vector')" in message
     assert "ConflictInMappingEntry (UPnP error 718)" in message
     assert igd.actions()[-1] == "GetSpecificPortMappingEntry"
 

@@ -289,7 +289,7 @@ class IgdSession:
         who = (f"held by {holder.internal_client}:{holder.internal_port} ({holder.description!r})" if holder
                else "held by another host or another mechanism")
         return UpnpConflict(conflict.code, conflict.name, f"external port {port}/{protocol} on gateway {self.gateway} "
-                            f"(UPnP IGD) is {who}")
+                            f"(UPnP IGD at {self.where}) is {who}")
 
     def _no_public_address(self, failed: UpnpActionFailed, deadline: float) -> None:
         try:
