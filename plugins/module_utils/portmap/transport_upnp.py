@@ -27,6 +27,7 @@ from .errors import GatewayTimeout, GatewayUnreachable, PortmapError, UpnpProtoc
 MAX_RESPONSE = 64 * 1024
 MAX_HEADER = 8 * 1024
 USER_AGENT = "portmap.natpmp UPnP/1.1"
+_STATUS = re.compile(r"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: (.*))?$")
 
 Address = Tuple[str, int]
 Clock = Callable[[], float]
@@ -171,7 +172,6 @@ class HttpResponse:
     reason: str
     headers: Dict[str, str]
     body: bytes
-    local_address: str
 
 
 def gateway_url(url: str, gateway: str) -> Tuple[str, int, str]:
@@ -202,10 +202,17 @@ class Http:
         self.gateway = gateway
         self._clock = clock
         self._stream_factory = stream_factory or (lambda address, timeout: TcpStream(address, timeout, source_address))
+        self._checked: Dict[str, Tuple[str, int, str]] = {}  # URL -> (host, port, path), checked once
+        self.local_address: Optional[str] = None  # of the first connection that reached the gateway
+
+    def check(self, url: str) -> Tuple[str, int, str]:
+        if url not in self._checked:
+            self._checked[url] = gateway_url(url, self.gateway)
+        return self._checked[url]
 
     def request(self, method: str, url: str, deadline: float, body: bytes = b"",
                 headers: Optional[Dict[str, str]] = None, what: str = "request") -> HttpResponse:
-        host, port, path = gateway_url(url, self.gateway)
+        host, port, path = self.check(url)
         where = f"{host}:{port}"
         lines = [f"{method} {path} HTTP/1.1", f"Host: {where}", f"User-Agent: {USER_AGENT}", "Connection: close"]
         for name, value in (headers or {}).items():
@@ -222,6 +229,8 @@ class Http:
         except OSError as exc:
             raise GatewayUnreachable(f"gateway {where} is unreachable for the UPnP IGD {what}: {exc.strerror or exc}") from None
         try:
+            if self.local_address is None:
+                self.local_address = stream.local_address()
             stream.send(raw, self._left(deadline, where, what))
             return self._read(stream, deadline, where, what)
         except socket.timeout:
@@ -273,7 +282,7 @@ class Http:
                 body = _dechunk(body, where)
         if len(body) > MAX_RESPONSE:
             raise UpnpProtocolError(f"gateway {where} sent a UPnP IGD answer over {MAX_RESPONSE} octets")
-        return HttpResponse(status, reason, headers, body, stream.local_address())
+        return HttpResponse(status, reason, headers, body)
 
     def _chunk(self, stream: Stream, deadline: float, where: str, what: str) -> bytes:
         got = stream.receive(65536, self._left(deadline, where, what))
@@ -284,15 +293,15 @@ class Http:
 
 def _parse_head(head: bytes, where: str, what: str) -> Tuple[int, str, Dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
-    words = lines[0].split(" ", 2)
-    if len(words) < 2 or not words[0].startswith("HTTP/1.") or not re.fullmatch(r"[1-9][0-9][0-9]", words[1]):
+    status = _STATUS.match(lines[0])
+    if not status:
         raise UpnpProtocolError(f"gateway {where} answered the UPnP IGD {what} with no HTTP status line: {lines[0][:80]!r}")
     headers: Dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if sep:
             headers.setdefault(name.strip().lower(), value.strip())
-    return int(words[1]), words[2] if len(words) > 2 else "", headers
+    return int(status.group(1)), status.group(2) or "", headers
 
 
 def _dechunk(body: bytes, where: str) -> bytes:

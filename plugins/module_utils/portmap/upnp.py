@@ -17,6 +17,7 @@ mappings.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ from .transport_upnp import Datagrams, Http, StreamFactory, gateway_url, search
 METHOD = wire_upnp.METHOD
 DEFAULT_TIMEOUT = 3.0
 NO_PUBLIC_ADDRESS = "the gateway has no public address: is there a second NAT upstream?"
+
+
+@functools.lru_cache(maxsize=16)
+def is_public(address: str) -> bool:
+    try:
+        return ipaddress.IPv4Address(address).is_global
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,8 @@ class IgdSession:
         body, soap_action = wire_upnp.encode_action(service.service_type, action)
         response = self._http.request("POST", service.control_url, deadline, body, {
             "Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": soap_action}, what=action.name)
-        if self.internal_client is None and response.local_address not in ("", "0.0.0.0"):
-            self.internal_client = response.local_address
+        if self.internal_client is None and self._http.local_address not in (None, "", "0.0.0.0"):
+            self.internal_client = self._http.local_address
         context = f"UPnP IGD {action.name}{what} at {service.control_url}"
         try:
             if response.status == 500 or response.status == 200:
@@ -147,7 +156,7 @@ class IgdSession:
             if response.status != 200:
                 raise UpnpProtocolError(f"HTTP {response.status} for the description at {location}")
             found = wire_upnp.parse_description(response.body, location)
-            gateway_url(found.service.control_url, self.gateway)
+            self._http.check(found.service.control_url)
         except GatewayTimeout:
             raise
         except PortmapError as exc:
@@ -202,14 +211,9 @@ class IgdSession:
         deadline = self.deadline() if deadline is None else deadline
         values = self._call(wire_upnp.get_external_ip_address(), deadline)
         address = values.get("NewExternalIPAddress", "")
-        try:
-            parsed = ipaddress.IPv4Address(address)
-        except ValueError:
+        if not is_public(address):
             raise NoPublicAddress(f"{NO_PUBLIC_ADDRESS} (UPnP IGD at {self.where} reports external address "
-                                  f"{address[:60]!r})") from None
-        if not parsed.is_global:
-            raise NoPublicAddress(f"{NO_PUBLIC_ADDRESS} (UPnP IGD at {self.where} reports external address {address}, "
-                                  "not a public one)")
+                                  f"{address[:60]!r}, not a public IPv4 address)")
         return address
 
     def specific_entry(self, protocol: str, external_port: int,

@@ -11,6 +11,7 @@ raises MalformedPacket (or UpnpFault for a fault) and nothing else.
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -184,6 +185,7 @@ def parse_description(data: bytes, url: str) -> Description:
 # ------------------------------------------------------------------ SOAP
 
 
+@functools.lru_cache(maxsize=64)
 def encode_action(service_type: str, action: Action) -> Tuple[bytes, str]:
     """The SOAP body of ``action`` and the value of its SOAPAction header."""
     if not re.fullmatch(r"[A-Za-z0-9:.\-]+", service_type) or not re.fullmatch(r"[A-Za-z]+", action.name):
@@ -214,7 +216,10 @@ def fault_error(code: int, detail: str = "") -> errors.UpnpFault:
 
 def decode_fault(data: bytes) -> Optional[Tuple[int, str]]:
     """The (errorCode, errorDescription) of a SOAP fault, or None when ``data`` holds no fault."""
-    body = _body(parse_document(data))
+    return _fault(_body(parse_document(data)))
+
+
+def _fault(body: ElementTree.Element) -> Optional[Tuple[int, str]]:
     for fault in body:
         if _local(fault.tag) != "Fault":
             continue
@@ -230,10 +235,10 @@ def decode_fault(data: bytes) -> Optional[Tuple[int, str]]:
 
 def decode_response(data: bytes, action: str) -> Dict[str, str]:
     """The out arguments of ``action``'s answer, by name.  A fault raises UpnpFault."""
-    fault = decode_fault(data)
+    body = _body(parse_document(data))
+    fault = _fault(body)
     if fault is not None:
         raise fault_error(fault[0])
-    body = _body(parse_document(data))
     for element in body:
         if _local(element.tag) == f"{action}Response":
             return {_local(child.tag): (child.text or "").strip() for child in element}
