@@ -157,7 +157,7 @@ def fault(code: int, description: str = "") -> bytes:
 
 def edit(raw: bytes, old: bytes, new: bytes) -> bytes:
     """A recorded answer with ``old`` replaced by ``new`` in its body, Content-Length kept right."""
-    head, _, body = raw.partition(b"\r\n\r\n")
+    head, _sep, body = raw.partition(b"\r\n\r\n")
     assert old in body, old
     body = body.replace(old, new)
     return re.sub(rb"Content-Length: \d+", b"Content-Length: %d" % len(body), head) + b"\r\n\r\n" + body

@@ -49,7 +49,7 @@ XML_PIECES = [b"<!DOCTYPE x>", b"<!ENTITY a 'b'>", b"&a;", b"]]>", b"<![CDATA[",
 def xml_mutated(draw: st.DrawFn, seeds: List[bytes]) -> bytes:
     """A document with XML-shaped pieces inserted, then byte mutations."""
     data = draw(st.sampled_from(seeds))
-    for _ in range(draw(st.integers(0, 3))):
+    for _step in range(draw(st.integers(0, 3))):
         at = draw(st.integers(0, len(data)))
         data = data[:at] + draw(st.sampled_from(XML_PIECES)) + data[at:]
     return draw(mutated([data])) if draw(st.booleans()) else data

@@ -33,10 +33,10 @@ def test_unicast_discovery_sends_every_target_at_once_and_stops_at_the_first_ans
     s = session(igd)
     start = igd.clock.now
     found = s.discover()
-    assert [target for target in wire_ssdp.SEARCH_TARGETS if any(target.encode() in d for d, _ in igd.searches)] == \
+    assert [target for target in wire_ssdp.SEARCH_TARGETS if any(target.encode() in d for d, _address in igd.searches)] == \
         list(wire_ssdp.SEARCH_TARGETS)
-    assert {address for _, address in igd.searches} == {(GATEWAY, 1900)}  # never the group
-    assert all(b"HOST: 192.0.2.1:1900" in d for d, _ in igd.searches)
+    assert {address for _data, address in igd.searches} == {(GATEWAY, 1900)}  # never the group
+    assert all(b"HOST: 192.0.2.1:1900" in d for d, _address in igd.searches)
     assert found.service.control_url == f"http://{GATEWAY}:5000/ctl/IPConn"
     assert igd.actions() == ["GET /rootDesc.xml", "GetStatusInfo"]
     assert (s.status.status, s.uptime, s.internal_client) == ("Connected", 0, LOCAL)
@@ -46,8 +46,8 @@ def test_unicast_discovery_sends_every_target_at_once_and_stops_at_the_first_ans
 def test_multicast_only_when_asked():
     igd = FakeIgd()
     session(igd, multicast=True).discover()
-    assert {address for _, address in igd.searches} == {("239.255.255.250", 1900)}
-    assert all(b"MX: 1" in d for d, _ in igd.searches)
+    assert {address for _data, address in igd.searches} == {("239.255.255.250", 1900)}
+    assert all(b"MX: 1" in d for d, _address in igd.searches)
 
 
 def test_answers_from_another_host_or_pointing_elsewhere_are_ignored():
@@ -100,8 +100,8 @@ def test_the_connected_igd_is_picked():
     disconnected = edit(vector("v2-GetStatusInfo"), b">Connected<", b">Disconnected<")
     second = vector("v2-ssdp-InternetGatewayDevice-1").replace(b"5000/rootDesc.xml", b"5001/rootDesc.xml")
     igd = FakeIgd({"GetStatusInfo": lambda r: disconnected if b":5000" in r else vector("v2-GetStatusInfo"),
-                   "GET /rootDesc.xml": lambda r: edit(vector("v2-rootDesc"), 
-                       b"<controlURL>/ctl/IPConn", b"<controlURL>http://192.0.2.1:5001/ctl/IPConn")
+                   "GET /rootDesc.xml": lambda r: edit(vector("v2-rootDesc"), b"<controlURL>/ctl/IPConn",
+                                                       b"<controlURL>http://192.0.2.1:5001/ctl/IPConn")
                    if b":5001" in r else vector("v2-rootDesc")})
     igd.ssdp_answers = [(0.01, vector("v2-ssdp-InternetGatewayDevice-2"), (GATEWAY, 1900)), (0.05, second, (GATEWAY, 1900))]
     s = session(igd)
@@ -179,7 +179,8 @@ def test_a_port_that_must_not_change_names_its_holder():
     with pytest.raises(errors.UpnpConflict) as caught:
         session(igd).map("tcp", 8080, 8080, 3600, "d", exact=True)
     message = str(caught.value)
-    assert "external port 8080/tcp on gateway 192.0.2.1 (UPnP IGD at http://192.0.2.1:5000/ctl/IPConn) is held by 192.168.77.10:8090 ('portmap vector')" in message
+    assert ("external port 8080/tcp on gateway 192.0.2.1 (UPnP IGD at http://192.0.2.1:5000/ctl/IPConn) "
+            "is held by 192.168.77.10:8090 ('portmap vector')") in message
     assert "ConflictInMappingEntry (UPnP error 718)" in message
     assert igd.actions()[-1] == "GetSpecificPortMappingEntry"
 
@@ -345,3 +346,4 @@ def test_a_request_after_the_deadline_is_not_sent():
     with pytest.raises(errors.GatewayTimeout):
         http(igd).request("GET", URL, igd.clock.now)
     assert igd.requests == []
+

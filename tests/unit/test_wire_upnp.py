@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 import pytest
 
@@ -94,7 +94,7 @@ def test_documents_over_64_kib_are_refused():
 
 
 def test_argument_values_are_escaped():
-    body, _ = wire_upnp.encode_action(wire_upnp.SERVICE_PREFIXES[0] + "1", wire_upnp.add_port_mapping(
+    body, _soap_action = wire_upnp.encode_action(wire_upnp.SERVICE_PREFIXES[0] + "1", wire_upnp.add_port_mapping(
         "tcp", 8080, 8080, "192.0.2.10", 60, "a<b>&c</NewPortMappingDescription><x>"))
     assert b"a&lt;b&gt;&amp;c&lt;/NewPortMappingDescription&gt;&lt;x&gt;" in body
     values = {child.tag: child.text for child in ElementTree.fromstring(body).iter()}
@@ -137,7 +137,7 @@ def test_add_port_mapping_envelope_as_miniupnpd_takes_it():
     (wire_upnp.get_list_of_port_mappings("tcp"), ["NewStartPort", "NewEndPort", "NewProtocol", "NewManage", "NewNumberOfPorts"]),
 ])
 def test_every_action_envelope_parses_with_its_arguments_in_order(action, names):
-    body, _ = wire_upnp.encode_action("urn:schemas-upnp-org:service:WANIPConnection:1", action)
+    body, _soap_action = wire_upnp.encode_action("urn:schemas-upnp-org:service:WANIPConnection:1", action)
     element = ElementTree.fromstring(body)[0][0]
     assert element.tag == "{urn:schemas-upnp-org:service:WANIPConnection:1}" + action.name
     assert [child.tag for child in element] == names

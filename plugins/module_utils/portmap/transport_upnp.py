@@ -255,7 +255,7 @@ class Http:
             if not chunk:
                 raise UpnpProtocolError(f"gateway {where} closed the connection before answering the UPnP IGD {what}")
             data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
+        head, _sep, body = data.partition(b"\r\n\r\n")
         status, reason, headers = _parse_head(head, where, what)
         length_text = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()

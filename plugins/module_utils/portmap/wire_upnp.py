@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import functools
 import re
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import urljoin
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from . import errors

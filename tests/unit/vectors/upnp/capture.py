@@ -98,7 +98,7 @@ def capture_v2() -> None:
     with Topology(hosts=2) as topo, Miniupnpd(topo, upnp=True):
         host = f"{topo.gw_lan_address}:5000"
         me, other = topo.host_addresses
-        jobs = [[f"ssdp-{t.split(':')[-2]}-{t.split(':')[-1]}", "ssdp", msearch(t)] for t in (
+        jobs = [[f"ssdp-{t.split(':')[-2]}-{t.rsplit(':', maxsplit=1)[-1]}", "ssdp", msearch(t)] for t in (
             "urn:schemas-upnp-org:device:InternetGatewayDevice:2", "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
             "urn:schemas-upnp-org:service:WANIPConnection:2", "urn:schemas-upnp-org:service:WANIPConnection:1")]
         jobs += [
@@ -121,7 +121,7 @@ def capture_v2() -> None:
             ["DeletePortMapping", "http", soap(SERVICE_V2, "DeletePortMapping",
                                                {"NewRemoteHost": "", "NewExternalPort": 8080, "NewProtocol": "TCP"}, host)],
             ["DeletePortMapping-again", "http", soap(SERVICE_V2, "DeletePortMapping",
-                                                   {"NewRemoteHost": "", "NewExternalPort": 8080, "NewProtocol": "TCP"}, host)],
+                                                     {"NewRemoteHost": "", "NewExternalPort": 8080, "NewProtocol": "TCP"}, host)],
         ]
         save("v2-", run(topo, 0, jobs))
         # The other host's view of a port this host holds.
