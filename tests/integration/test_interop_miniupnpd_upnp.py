@@ -171,3 +171,30 @@ def test_no_public_address_behind_cgnat(lab):
         assert kind == "no public address"
         assert message.startswith("the gateway has no public address: is there a second NAT upstream?")
     assert "ActionFailed (UPnP error 501)" in results[2][1]
+
+
+def test_client_method_upnp_forwards_and_deletes(lab):
+    topo, _daemon = lab(hosts=1)
+    listener = topo.popen(topo.hosts[0], [sys.executable, "-c", LISTENER, "8081"], stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
+    results = run(topo, """
+        c = Client(method="upnp", lock_path="/tmp/portmap-interop-upnp.lock", description="portmap client")
+        out([c.gateway, c.found_in, c.upnp.multicast])
+        out(c.public_address().to_dict())
+        out(c.map("tcp", 8081, 8081, 1200).to_dict())
+    """)
+    assert results[0] == [topo.gw_lan_address, "/proc/net/route", True]  # no gateway given: SSDP to the group
+    assert (results[1]["address"], results[1]["method"]) == (topo.gw_wan_address, "upnp")
+    granted = results[2]
+    print(f"Client(method='upnp') granted {granted}")
+    assert (granted["external_port"], granted["lifetime"], granted["method"], granted["public_address"]) == (
+        8081, 1200, "upnp", topo.gw_wan_address)
+    assert wan_connect(topo, 8081) == "hello from the host"
+    results = run(topo, """
+        c = Client("192.168.77.1", method="upnp", lock_path="/tmp/portmap-interop-upnp.lock")
+        out(c.delete("tcp", 8081).to_dict())
+        out(c.upnp.list_mappings()[0])
+    """)
+    assert (results[0]["lifetime"], results[0]["external_port"], results[1]) == (0, 0, [])
+    time.sleep(0.2)
+    assert wan_connect(topo, 8081).startswith("failed")

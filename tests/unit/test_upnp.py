@@ -347,3 +347,65 @@ def test_a_request_after_the_deadline_is_not_sent():
         http(igd).request("GET", URL, igd.clock.now)
     assert igd.requests == []
 
+
+# ------------------------------------------------------------------ Client(method="upnp")
+
+
+def upnp_client(igd: FakeIgd, tmp_path, **kwargs):
+    from portmap.client import Client  # pylint: disable=import-outside-toplevel
+    return Client(GATEWAY, method="upnp", lock_path=str(tmp_path / "lock"), clock=igd.clock,
+                  igd=session(igd, upnp_url=URL), **kwargs)
+
+
+def test_client_public_address_and_map(tmp_path):
+    igd = FakeIgd()
+    client = upnp_client(igd, tmp_path, description="web")
+    public = client.public_address()
+    assert (public.gateway, public.address, public.method, public.epoch, public.rebooted) == (GATEWAY, "11.22.33.2", "upnp", 0, False)
+    granted = client.map("tcp", 8080, 8080, 3600)
+    assert (granted.method, granted.external_port, granted.lifetime, granted.public_address, granted.nonce,
+            granted.permanent) == ("upnp", 8080, 3600, "11.22.33.2", "", False)
+    assert argument(requests_of(igd, "AddPortMapping")[0], "NewPortMappingDescription") == "web"
+    assert client.method == "upnp"
+
+
+def test_client_reports_a_permanent_lease(tmp_path):
+    igd = FakeIgd({"AddPortMapping": lambda r: fault(725) if argument(r, "NewLeaseDuration") != "0"
+                   else vector("v2-AddPortMapping")})
+    granted = upnp_client(igd, tmp_path).map("udp", 5353, 5353, 600)
+    assert (granted.lifetime, granted.permanent, granted.external_port) == (0, True, 5353)
+
+
+def test_client_delete_finds_this_hosts_mapping(tmp_path):
+    mine = edit(vector("v2-GetSpecificPortMappingEntry"), b"192.168.77.10", LOCAL.encode())
+    mine = edit(mine, b">8090<", b">8080<")
+    igd = FakeIgd({"GetSpecificPortMappingEntry": mine})
+    deleted = upnp_client(igd, tmp_path).delete("tcp", 8080)
+    assert (deleted.external_port, deleted.lifetime, deleted.method) == (0, 0, "upnp")
+    (request,) = requests_of(igd, "DeletePortMapping")
+    assert argument(request, "NewExternalPort") == "8080"
+
+
+def test_client_delete_never_removes_another_hosts_mapping(tmp_path):
+    igd = FakeIgd()  # 8080 is held by 192.168.77.10, not by this host (192.0.2.10); the table holds none of ours
+    upnp_client(igd, tmp_path).delete("tcp", 8080)
+    assert "DeletePortMapping" not in igd.actions()
+
+
+def test_client_delete_by_external_port(tmp_path):
+    igd = FakeIgd()
+    upnp_client(igd, tmp_path).delete("tcp", 8080, external_port=9000)
+    assert [argument(r, "NewExternalPort") for r in requests_of(igd, "DeletePortMapping")] == ["9000"]
+
+
+def test_client_no_public_address(tmp_path):
+    igd = FakeIgd({"GetExternalIPAddress": vector("cgnat-GetExternalIPAddress")})
+    with pytest.raises(errors.NoPublicAddress):
+        upnp_client(igd, tmp_path).public_address()
+
+
+def test_client_upnp_url_names_the_gateway(tmp_path):
+    from portmap.client import Client  # pylint: disable=import-outside-toplevel
+    client = Client(method="upnp", upnp_url="http://192.0.2.5:5000/rootDesc.xml", lock_path=str(tmp_path / "lock"))
+    assert (client.gateway, client.found_in, client.upnp.multicast) == ("192.0.2.5", "explicit", False)
+    assert Client(GATEWAY, lock_path=str(tmp_path / "lock")).upnp is None  # other methods are untouched
