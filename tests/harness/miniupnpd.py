@@ -51,8 +51,15 @@ def available() -> tuple:
 
 
 class Miniupnpd:
-    def __init__(self, topology: Topology) -> None:
+    """``upnp`` also serves UPnP IGD on ``http_port`` (IGDv2, or v1 with ``igd_v1``)."""
+
+    def __init__(self, topology: Topology, upnp: bool = False, http_port: int = 5000, igd_v1: bool = False,
+                 secure_mode: bool = True) -> None:
         self.topology = topology
+        self.upnp = upnp
+        self.http_port = http_port
+        self.igd_v1 = igd_v1
+        self.secure_mode = secure_mode
         self.folder = tempfile.mkdtemp(prefix="portmap-miniupnpd-")
         self.config = os.path.join(self.folder, "miniupnpd.conf")
         self.pidfile = os.path.join(self.folder, "miniupnpd.pid")
@@ -71,9 +78,9 @@ class Miniupnpd:
                 "ext_ifname=wan0\n"
                 "listening_ip=lan0\n"
                 "enable_natpmp=yes\n"
-                "enable_upnp=no\n"
+                + self._upnp_lines() +
                 "ipv6_disable=yes\n"
-                "secure_mode=yes\n"
+                f"secure_mode={'yes' if self.secure_mode else 'no'}\n"
                 f"lease_file={self.folder}/leases\n"
                 f"uuid={uuid.uuid4()}\n"
                 f"allow 1024-65535 {topo.lan_prefix}.0/24 1024-65535\n"
@@ -88,9 +95,20 @@ class Miniupnpd:
         wait_for(self._listening, what="miniupnpd listening on 5351")
         return self
 
+    def _upnp_lines(self) -> str:
+        if not self.upnp:
+            return "enable_upnp=no\n"
+        return f"enable_upnp=yes\nhttp_port={self.http_port}\n" + ("force_igd_desc_v1=yes\n" if self.igd_v1 else "")
+
+    @property
+    def description_url(self) -> str:
+        return f"http://{self.topology.gw_lan_address}:{self.http_port}/rootDesc.xml"
+
     def _listening(self) -> bool:
         out = self.topology.run(self.topology.gw, ["ss", "-uln"]).stdout
-        return ":5351" in out
+        if ":5351" not in out:
+            return False
+        return not self.upnp or f":{self.http_port} " in self.topology.run(self.topology.gw, ["ss", "-tln"]).stdout
 
     def stop(self) -> None:
         if self.pid is not None:

@@ -7,6 +7,9 @@ Every operation builds a Pending request in the protocol spoken, runs it through
 transport under the per-host lock, observes the reply's epoch and turns error
 results into exceptions.  What the gateway granted is returned, never what was asked.
 
+``method="upnp"`` speaks UPnP IGD instead, through an IGD session (``upnp``): the
+same operations, the same results.
+
 ``method="auto"`` tries PCP first and falls back to NAT-PMP when the gateway answers
 "unsupported version" in either protocol's form, or when PCP gets no answer within
 a share of the deadline (some gateways drop what they do not speak); both attempts
@@ -20,24 +23,28 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import urlsplit
 
-from . import defaults, wire_natpmp, wire_pcp
+from . import defaults, wire_natpmp, wire_pcp, wire_upnp
 from .discovery import discover_gateway
 from .epoch import EpochObservation, lost_state
 from .errors import GatewayTimeout, InputError, PortmapError, UnsupportedVersion
 from .lock import HostLock, ProcessLock
 from .transport import DEFAULT_PORT, DEFAULT_TIMEOUT, Channel, Transport
+from .upnp import IgdSession
 
 PROTOCOLS = defaults.PROTOCOLS
 DEFAULT_LIFETIME = defaults.LIFETIME
 MAX_LIFETIME = wire_natpmp.MAX_LIFETIME
 NATPMP = wire_natpmp.METHOD
 PCP = wire_pcp.METHOD
+UPNP = wire_upnp.METHOD
 AUTO = defaults.AUTO
-METHODS = defaults.METHODS
+METHODS = defaults.METHODS  # what the modules, the renewal job and the command offer
+CLIENT_METHODS = METHODS + (UPNP,)  # UPnP IGD: the client only, for now
 WIRES = {PCP: wire_pcp, NATPMP: wire_natpmp}
 PCP_SHARE = 1 / 3  # of the deadline, for PCP's first try under "auto"
-NAMES = {PCP: "PCP", NATPMP: "NAT-PMP"}
+NAMES = {PCP: "PCP", NATPMP: "NAT-PMP", UPNP: "UPnP IGD"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class Mapping:
     rebooted: bool
     nonce: str = ""  # PCP: the mapping's nonce, hex; reuse it to renew or delete the mapping
     public_address: Optional[str] = None
+    permanent: bool = False  # UPnP IGD: the gateway takes permanent leases only (lifetime 0, kept until deleted)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -110,7 +118,9 @@ class Client:
     that lost its state since another process talked to it is noticed: after any
     operation, ``rebooted`` tells whether a reply showed that.  ``method`` is
     ``auto``, ``pcp`` or ``natpmp``; after the first exchange ``method`` is the
-    protocol in use.
+    protocol in use.  Under ``upnp``, ``upnp_url`` (the IGD's description URL) skips SSDP
+    discovery and names the gateway when ``gateway`` is not given; ``description`` is the
+    mappings' description; ``igd`` replaces the IGD session (tests).
     """
 
     def __init__(
@@ -128,12 +138,16 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         channel_factory: Optional[Callable[[], Channel]] = None,
         nonce_factory: Callable[[], bytes] = lambda: os.urandom(wire_pcp.NONCE_LENGTH),
+        upnp_url: Optional[str] = None,
+        description: str = "portmap.natpmp",
+        igd: Optional[IgdSession] = None,
     ) -> None:
-        if method not in METHODS:
-            raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if method not in CLIENT_METHODS:
+            raise InputError(f"method must be one of {', '.join(CLIENT_METHODS)}, got {method!r}")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise InputError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.gateway, self.found_in = discover_gateway(gateway)
+        explicit = gateway or (urlsplit(upnp_url).hostname if method == UPNP and upnp_url else None)
+        self.gateway, self.found_in = discover_gateway(explicit)
         self.requested_method = method
         self.method: Optional[str] = None if method == AUTO else method
         self.transport = Transport(
@@ -155,6 +169,11 @@ class Client:
         self._wallclock = wallclock
         self._clock = clock
         self._nonce_factory = nonce_factory
+        self.description = description
+        self.upnp: Optional[IgdSession] = None
+        if method == UPNP:  # multicast SSDP only when no gateway was given
+            self.upnp = igd or IgdSession(self.gateway, upnp_url=upnp_url, multicast=not gateway and not upnp_url,
+                                          timeout=timeout, source_address=source_address, clock=clock)
 
     # ------------------------------------------------------------------ internals
 
@@ -245,7 +264,11 @@ class Client:
     # ------------------------------------------------------------------ operations
 
     def public_address(self) -> PublicAddress:
-        """NAT-PMP: the public address request; PCP: ANNOUNCE (epoch only, no address)."""
+        """NAT-PMP: the public address request; PCP: ANNOUNCE (epoch only, no address); UPnP: GetExternalIPAddress."""
+        if self.upnp is not None:
+            with self.lock:
+                self.public_address_seen = self.upnp.external_address()
+            return PublicAddress(self.gateway, self.public_address_seen, self.upnp.uptime or 0, UPNP, self.upnp.rebooted)
 
         reply, lost, used = self._exchange(self._public_request)
         if used == NATPMP:
@@ -268,6 +291,10 @@ class Client:
         check_port("internal_port", internal_port)
         external_port = internal_port if external_port is None else check_port("external_port", external_port, 0)
         check_lifetime(lifetime)
+        if self.upnp is not None:
+            with self.lock:
+                granted = self.upnp.map(protocol, internal_port, external_port, lifetime, self.description)
+            return self._upnp_mapping(protocol, internal_port, granted.external_port, granted.lifetime, granted.permanent)
         if self.requested_method == AUTO and self.method and made_with in WIRES and made_with != self.method:
             if not self._failed(made_with):
                 try:
@@ -277,14 +304,22 @@ class Client:
             nonce = ""
         return self._mapping(protocol, internal_port, external_port, lifetime, nonce, None)
 
-    def delete(self, protocol: str, internal_port: int, nonce: str = "", made_with: Optional[str] = None) -> Mapping:
+    def delete(self, protocol: str, internal_port: int, nonce: str = "", made_with: Optional[str] = None,
+               external_port: Optional[int] = None) -> Mapping:
         """Delete this host's mapping of ``internal_port`` (lifetime 0; NAT-PMP: suggested port 0).
 
         PCP deletes only with the nonce the mapping was made with.  ``made_with``, the
-        protocol the mapping was made with, is tried first under ``auto``.
+        protocol the mapping was made with, is tried first under ``auto``.  UPnP IGD
+        deletes by external port: ``external_port``, else this host's mapping of
+        ``internal_port`` found in the gateway's table (never another host's).
         """
         check_protocol(protocol)
         check_port("internal_port", internal_port)
+        if self.upnp is not None:
+            with self.lock:
+                for port in self._upnp_ours(protocol, internal_port, external_port):
+                    self.upnp.delete(protocol, port)
+            return self._upnp_mapping(protocol, internal_port, 0, 0, False)
         return self._mapping(protocol, internal_port, 0, 0, nonce, made_with)
 
     def delete_all(self, protocol: str, nonce: str = "") -> Mapping:
@@ -293,7 +328,37 @@ class Client:
         Under PCP only the mappings made with ``nonce`` go.
         """
         check_protocol(protocol)
+        if self.upnp is not None:
+            with self.lock:
+                for port in self._upnp_ours(protocol, None, None):
+                    self.upnp.delete(protocol, port)
+            return self._upnp_mapping(protocol, 0, 0, 0, False)
         return self._mapping(protocol, 0, 0, 0, nonce, None)
+
+    def _upnp_ours(self, protocol: str, internal_port: Optional[int], external_port: Optional[int]) -> List[int]:
+        """External ports of this host's UPnP mappings of ``internal_port`` (any with None)."""
+        igd = self._igd()
+        if external_port is not None:
+            return [external_port]
+        if internal_port is not None:
+            entry = igd.specific_entry(protocol, internal_port)  # the usual case: the same port outside
+            if entry is not None and entry.internal_port == internal_port and entry.internal_client == igd.internal_client:
+                return [internal_port]
+        entries, _cut = igd.list_mappings()
+        return [e.external_port for e in entries if e.protocol == protocol and e.internal_client == igd.internal_client
+                and internal_port in (None, e.internal_port)]
+
+    def _upnp_mapping(self, protocol: str, internal_port: int, external_port: int, lifetime: int,
+                      permanent: bool) -> Mapping:
+        igd = self._igd()
+        self.rebooted = self.rebooted or igd.rebooted
+        return Mapping(self.gateway, protocol, internal_port, external_port, lifetime, igd.uptime or 0, UPNP,
+                       igd.rebooted, public_address=self.public_address_seen, permanent=permanent)
+
+    def _igd(self) -> IgdSession:
+        if self.upnp is None:
+            raise PortmapError(f"not a UPnP IGD client (method {self.requested_method})")
+        return self.upnp
 
     def _mapping(self, protocol: str, internal_port: int, external_port: int, lifetime: int, nonce: str,
                  made_with: Optional[str]) -> Mapping:
@@ -332,6 +397,12 @@ class Client:
         method asks only its own.  Returns per method None (not asked), True, or the
         error text; and ``speaks``, the methods that answered.
         """
+        if self.upnp is not None:
+            try:
+                self.public_address()
+                return {PCP: None, NATPMP: None, UPNP: True, "speaks": [UPNP]}
+            except PortmapError as exc:
+                return {PCP: None, NATPMP: None, UPNP: str(exc), "speaks": []}
         methods = [PCP, NATPMP] if self.requested_method == AUTO else [self.requested_method]
         found: Dict[str, Any] = {PCP: None, NATPMP: None}
         start = self._clock()

@@ -117,3 +117,51 @@ class UnknownResultCode(ResultCodeError):
 
 class StunError(PortmapError):
     """A STUN server answered with an error, or with a response this client must not accept."""
+
+
+class NoPublicAddress(PortmapError):
+    """The gateway has no usable public address (a second NAT upstream, or no WAN link)."""
+
+
+class UpnpFault(ResultCodeError):
+    """A UPnP IGD control action answered with a SOAP fault.
+
+    ``code`` is the UPnPError errorCode, ``name`` its name in the IGD specification
+    (WANIPConnection:2, section 2.5), ``method`` is ``upnp``.
+    """
+
+    def __init__(self, code: int, name: str, detail: str = "") -> None:
+        super().__init__("upnp", code, name, detail)
+        self.args = (f"{detail + ': ' if detail else ''}gateway answered {name} (UPnP error {code})",)
+
+
+class UpnpInvalidArgs(UpnpFault):
+    """UPnP error 402 InvalidArgs: the gateway refused an argument (often a lease of 0)."""
+
+
+class UpnpActionFailed(UpnpFault):
+    """UPnP error 501 ActionFailed: miniupnpd's answer when it has no public address."""
+
+
+class UpnpNotAuthorized(UpnpFault):
+    """UPnP error 606 ActionNotAuthorized: the gateway refuses this action (secure mode, another client)."""
+
+
+class UpnpNoSuchEntry(UpnpFault):
+    """UPnP error 714 NoSuchEntryInArray, 713 SpecifiedArrayIndexInvalid or 730 PortMappingNotFound: no such mapping."""
+
+
+class UpnpConflict(UpnpFault):
+    """UPnP error 718 ConflictInMappingEntry, or 729 ConflictWithOtherMechanisms: the port is held."""
+
+
+class UpnpOnlyPermanentLeases(UpnpFault):
+    """UPnP error 725 OnlyPermanentLeasesSupported: the gateway takes lease 0 only."""
+
+
+class UpnpNoPortMapsAvailable(UpnpFault):
+    """UPnP error 728 NoPortMapsAvailable: the gateway's table is full."""
+
+
+class UpnpProtocolError(PortmapError):
+    """The IGD answered outside the protocol (an HTTP error, a missing value, a URL on another host)."""

@@ -1,0 +1,338 @@
+# Copyright (c) portmap.natpmp contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A UPnP IGD session: discovery, the IGD's control actions, and what a mapping needs of them.
+
+Discovery searches by SSDP (unicast to a known gateway's port 1900, the group only
+when no gateway was given) or takes the description URL (``upnp_url``).  Anything on
+the LAN can answer a search: only descriptions and control URLs on the gateway's own
+address are used.  Of the IGDs found, the one whose GetStatusInfo says Connected is
+taken.  Every public operation runs within one deadline of ``timeout`` seconds,
+discovery included when it has not happened yet.
+
+The internal client of a mapping is the local address of the connection that reaches
+the gateway (or ``source_address``).  GetStatusInfo's uptime is UPnP's epoch: a
+smaller uptime than the one seen before means the gateway restarted and lost its
+mappings.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+from . import wire_ssdp, wire_upnp
+from .errors import (GatewayTimeout, MalformedPacket, NoPublicAddress, PortmapError, UpnpActionFailed, UpnpConflict,
+                     UpnpFault, UpnpInvalidArgs, UpnpNoSuchEntry, UpnpOnlyPermanentLeases, UpnpProtocolError)
+from .transport_upnp import Datagrams, Http, StreamFactory, gateway_url, search
+
+METHOD = wire_upnp.METHOD
+DEFAULT_TIMEOUT = 3.0
+NO_PUBLIC_ADDRESS = "the gateway has no public address: is there a second NAT upstream?"
+
+
+@functools.lru_cache(maxsize=16)
+def is_public(address: str) -> bool:
+    try:
+        return ipaddress.IPv4Address(address).is_global
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Granted:
+    """A mapping as the IGD took it.
+
+    ``lifetime`` is the lease the gateway holds it for: the one asked, or IGDv2's
+    cap of 604800 s; 0 with ``permanent`` when the gateway takes permanent leases only.
+    """
+
+    protocol: str
+    external_port: int
+    internal_port: int
+    internal_client: str
+    lifetime: int
+    permanent: bool
+    description: str
+
+
+class IgdSession:
+    """Talks to the UPnP IGD of ``gateway`` (an IPv4 address already known)."""
+
+    def __init__(self, gateway: str, *, upnp_url: Optional[str] = None, multicast: bool = False,
+                 timeout: float = DEFAULT_TIMEOUT, source_address: Optional[str] = None, uptime: Optional[int] = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 datagrams_factory: Optional[Callable[[], Datagrams]] = None,
+                 stream_factory: Optional[StreamFactory] = None) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.gateway = gateway
+        self.upnp_url = upnp_url
+        self.multicast = multicast
+        self.timeout = timeout
+        self.source_address = source_address
+        self.description: Optional[wire_upnp.Description] = None
+        self.status: Optional[wire_upnp.StatusInfo] = None
+        self.uptime = uptime  # the last uptime seen (e.g. from the ledger)
+        self.rebooted = False
+        self.internal_client: Optional[str] = source_address
+        self.tried: List[str] = []  # description URLs tried, for error messages
+        self._clock = clock
+        self._datagrams_factory = datagrams_factory
+        self._http = Http(gateway, clock=clock, stream_factory=stream_factory, source_address=source_address)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def deadline(self) -> float:
+        return self._clock() + self.timeout
+
+    @property
+    def where(self) -> str:
+        return self.description.service.control_url if self.description else f"{self.gateway} (UPnP IGD)"
+
+    @property
+    def version(self) -> int:
+        return self.description.service.version if self.description else 0
+
+    def _call(self, action: wire_upnp.Action, deadline: float, what: str = "") -> dict:
+        description = self.discover(deadline)
+        service = description.service
+        body, soap_action = wire_upnp.encode_action(service.service_type, action)
+        response = self._http.request("POST", service.control_url, deadline, body, {
+            "Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": soap_action}, what=action.name)
+        if self.internal_client is None and self._http.local_address not in (None, "", "0.0.0.0"):
+            self.internal_client = self._http.local_address
+        context = f"UPnP IGD {action.name}{what} at {service.control_url}"
+        try:
+            if response.status == 500 or response.status == 200:
+                return wire_upnp.decode_response(response.body, action.name)
+        except UpnpFault as fault:
+            raise wire_upnp.fault_error(fault.code, context) from None
+        except MalformedPacket as exc:
+            raise MalformedPacket(f"{context}: {exc}") from None
+        raise UpnpProtocolError(f"{context}: HTTP {response.status} {response.reason[:80]}")
+
+    # ------------------------------------------------------------------ discovery
+
+    def discover(self, deadline: Optional[float] = None) -> wire_upnp.Description:
+        """The IGD to talk to (found once per session): its description and status."""
+        if self.description is not None:
+            return self.description
+        deadline = self.deadline() if deadline is None else deadline
+        locations = [self.upnp_url] if self.upnp_url else self._search(deadline, first=True)
+        fallback: Optional[Tuple[wire_upnp.Description, Optional[wire_upnp.StatusInfo]]] = None
+        problems: List[str] = []
+        for last in (bool(self.upnp_url), True):
+            for location in locations:
+                found = self._fetch(location, deadline, problems)
+                if found is None:
+                    continue
+                self.description = found
+                try:
+                    status: Optional[wire_upnp.StatusInfo] = self._status(deadline)
+                except UpnpFault:
+                    status = None
+                if status is not None and status.status == "Connected":
+                    return found
+                fallback = fallback or (found, status)
+                self.description = None
+            if last:
+                break
+            # The first IGD that answered is not usable or not connected: hear the others out.
+            locations = [loc for loc in self._search(self._clock() + (deadline - self._clock()) / 2, first=False)
+                         if loc not in self.tried]
+        if fallback is not None:
+            self.description, self.status = fallback
+            return self.description
+        detail = "; ".join(problems) or "no other IGD answered the search"
+        raise PortmapError(f"no usable UPnP IGD on gateway {self.gateway}: {detail}")
+
+    def _fetch(self, location: str, deadline: float, problems: List[str]) -> Optional[wire_upnp.Description]:
+        self.tried.append(location)
+        try:
+            response = self._http.request("GET", location, deadline, what="description")
+            if response.status != 200:
+                raise UpnpProtocolError(f"HTTP {response.status} for the description at {location}")
+            found = wire_upnp.parse_description(response.body, location)
+            self._http.check(found.service.control_url)
+        except GatewayTimeout:
+            raise
+        except PortmapError as exc:
+            problems.append(str(exc))
+            return None
+        return found
+
+    def _search(self, deadline: float, first: bool) -> List[str]:
+        gateway = None if self.multicast else self.gateway
+
+        def accept(message: wire_ssdp.SsdpMessage, source: Tuple[str, int]) -> bool:
+            if source[0] != self.gateway:
+                return False
+            try:
+                gateway_url(message.location, self.gateway)
+            except UpnpProtocolError:
+                return False
+            return True
+
+        answers = search(gateway, deadline, accept=accept, clock=self._clock,
+                         datagrams_factory=self._datagrams_factory, source_address=self.source_address, first=first)
+        rank = {target: index for index, target in enumerate(wire_ssdp.SEARCH_TARGETS)}
+        answers.sort(key=lambda item: rank.get(item[0].target, len(rank)))
+        locations: List[str] = []
+        for message, _source in answers:
+            if message.location not in locations:
+                locations.append(message.location)
+        if not locations and first:
+            how = "multicast to 239.255.255.250:1900" if gateway is None else f"unicast to {self.gateway}:1900"
+            raise GatewayTimeout(f"no UPnP IGD on gateway {self.gateway} answered the SSDP search ({how}) "
+                                 f"within {self.timeout:.3g} s")
+        return locations
+
+    # ------------------------------------------------------------------ actions
+
+    def _status(self, deadline: float) -> wire_upnp.StatusInfo:
+        status = wire_upnp.status_info(self._call(wire_upnp.get_status_info(), deadline))
+        if self.uptime is not None and status.uptime < self.uptime:
+            self.rebooted = True
+        self.uptime = status.uptime
+        self.status = status
+        return status
+
+    def status_info(self) -> wire_upnp.StatusInfo:
+        """GetStatusInfo; ``rebooted`` becomes True when the uptime went back."""
+        deadline = self.deadline()
+        self.discover(deadline)
+        return self._status(deadline)
+
+    def external_address(self, deadline: Optional[float] = None) -> str:
+        """GetExternalIPAddress; NoPublicAddress when the gateway has none that is public."""
+        deadline = self.deadline() if deadline is None else deadline
+        values = self._call(wire_upnp.get_external_ip_address(), deadline)
+        address = values.get("NewExternalIPAddress", "")
+        if not is_public(address):
+            raise NoPublicAddress(f"{NO_PUBLIC_ADDRESS} (UPnP IGD at {self.where} reports external address "
+                                  f"{address[:60]!r}, not a public IPv4 address)")
+        return address
+
+    def specific_entry(self, protocol: str, external_port: int,
+                       deadline: Optional[float] = None) -> Optional[wire_upnp.PortMappingEntry]:
+        """GetSpecificPortMappingEntry: the gateway's entry for the port, or None."""
+        deadline = self.deadline() if deadline is None else deadline
+        try:
+            values = self._call(wire_upnp.get_specific_port_mapping_entry(protocol, external_port), deadline,
+                                f" for {external_port}/{protocol}")
+        except UpnpNoSuchEntry:
+            return None
+        return wire_upnp.specific_entry(values, protocol, external_port)
+
+    def map(self, protocol: str, internal_port: int, external_port: int, lifetime: int, description: str,
+            exact: bool = False) -> Granted:
+        """AddPortMapping for this host; ``external_port`` is a suggestion unless ``exact``.
+
+        725 OnlyPermanentLeasesSupported: the mapping is made with lease 0, reported
+        permanent.  718 on a suggested port: AddAnyPortMapping (IGDv2) or the following
+        ports (IGDv1), within the deadline.  501 from a gateway without a public
+        address: NoPublicAddress.
+        """
+        deadline = self.deadline()
+        self.discover(deadline)
+        port = external_port or internal_port
+        client = self._client(deadline)
+        try:
+            return self._add(protocol, port, internal_port, client, lifetime, description, deadline)
+        except UpnpConflict as conflict:
+            if exact:
+                raise self._conflict(conflict, protocol, port, deadline) from None
+            if self.version >= 2:
+                return self._add(protocol, port, internal_port, client, lifetime, description, deadline, any_port=True)
+            for candidate in range(port + 1, 65536):
+                try:
+                    return self._add(protocol, candidate, internal_port, client, lifetime, description, deadline)
+                except UpnpConflict:
+                    continue
+            raise
+        except UpnpActionFailed as failed:
+            self._no_public_address(failed, deadline)
+            raise
+
+    def _client(self, deadline: float) -> str:
+        if self.internal_client is None:
+            self._status(deadline)  # any action tells the local address of the connection
+        if self.internal_client is None:
+            raise PortmapError(f"cannot tell this host's address towards gateway {self.gateway}: pass source_address")
+        return self.internal_client
+
+    def _add(self, protocol: str, port: int, internal_port: int, client: str, lifetime: int, description: str,
+             deadline: float, any_port: bool = False) -> Granted:
+        lease, permanent = lifetime, False
+        if self.version >= 2 and lease > wire_upnp.IGDV2_LEASE_CAP:
+            lease = wire_upnp.IGDV2_LEASE_CAP  # the gateway would cap it: report what it grants
+        what = f" of {port}/{protocol} to {client}:{internal_port}"
+        action = wire_upnp.add_port_mapping(protocol, port, internal_port, client, lease, description, any_port)
+        try:
+            values = self._call(action, deadline, what)
+        except UpnpOnlyPermanentLeases:
+            lease, permanent = 0, True
+            action = wire_upnp.add_port_mapping(protocol, port, internal_port, client, 0, description, any_port)
+            try:
+                values = self._call(action, deadline, what)
+            except UpnpInvalidArgs as refused:
+                raise UpnpInvalidArgs(402, refused.name, f"UPnP IGD at {self.where} refuses lease {lifetime} "
+                                      "(OnlyPermanentLeasesSupported) and lease 0 (InvalidArgs) for "
+                                      f"{port}/{protocol}") from None
+        granted_port = wire_upnp.reserved_port(values) if any_port else port
+        return Granted(protocol, granted_port, internal_port, client, lease, permanent, description)
+
+    def _conflict(self, conflict: UpnpConflict, protocol: str, port: int, deadline: float) -> UpnpConflict:
+        try:
+            holder = self.specific_entry(protocol, port, deadline)
+        except PortmapError:
+            holder = None
+        who = (f"held by {holder.internal_client}:{holder.internal_port} ({holder.description!r})" if holder
+               else "held by another host or another mechanism")
+        return UpnpConflict(conflict.code, conflict.name, f"external port {port}/{protocol} on gateway {self.gateway} "
+                            f"(UPnP IGD at {self.where}) is {who}")
+
+    def _no_public_address(self, failed: UpnpActionFailed, deadline: float) -> None:
+        try:
+            self.external_address(deadline)
+        except NoPublicAddress as exc:
+            raise NoPublicAddress(f"{exc}; {failed}") from None
+        except PortmapError:
+            return
+
+    def delete(self, protocol: str, external_port: int) -> bool:
+        """DeletePortMapping; False when the gateway had no such mapping (714)."""
+        deadline = self.deadline()
+        try:
+            self._call(wire_upnp.delete_port_mapping(protocol, external_port), deadline, f" of {external_port}/{protocol}")
+        except UpnpNoSuchEntry:
+            return False
+        return True
+
+    def list_mappings(self, limit: int = 1024) -> Tuple[List[wire_upnp.PortMappingEntry], bool]:
+        """The gateway's table (GetListOfPortMappings on IGDv2, else entry by entry) and whether it was cut."""
+        deadline = self.deadline()
+        self.discover(deadline)
+        if self.version >= 2:
+            entries: List[wire_upnp.PortMappingEntry] = []
+            try:
+                for protocol in ("tcp", "udp"):
+                    try:
+                        values = self._call(wire_upnp.get_list_of_port_mappings(protocol, count=limit), deadline)
+                    except UpnpNoSuchEntry:
+                        continue  # 730 PortMappingNotFound: none of this protocol
+                    entries.extend(wire_upnp.port_listing(values))
+                return entries[:limit], len(entries) > limit
+            except UpnpFault:
+                pass  # an IGDv2 without the listing: entry by entry
+        entries = []
+        for index in range(limit):
+            try:
+                values = self._call(wire_upnp.get_generic_port_mapping_entry(index), deadline)
+            except UpnpNoSuchEntry:
+                return entries, False
+            entries.append(wire_upnp.generic_entry(values))
+        return entries, True

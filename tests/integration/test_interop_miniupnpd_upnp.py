@@ -1,0 +1,200 @@
+"""Our UPnP IGD client against the real miniupnpd's UPnP, in sealed namespaces.
+
+Debian's miniupnpd serves IGDv2; with force_igd_desc_v1=yes it serves IGDv1.  The
+client runs in a host namespace: discovery by unicast and by multicast stays inside
+the namespaces, and the mapping really forwards a TCP connection from the WAN side.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tests.harness import miniupnpd as miniupnpd_mod
+from tests.harness.netns import Topology, existing_namespaces
+from tests.integration.conftest import client_script
+from tests.integration.test_interop_miniupnpd import LISTENER, wan_connect
+
+pytestmark = pytest.mark.netns
+
+SESSION = "from portmap.upnp import IgdSession\nGW = '192.168.77.1'\n"
+
+
+@pytest.fixture
+def lab(netns_ok):
+    """make(hosts, wan_prefix, **miniupnpd options): a topology with miniupnpd serving UPnP IGD."""
+    ok, why = miniupnpd_mod.available()
+    if not ok:
+        pytest.skip(why)
+    made = []
+
+    def make(hosts: int = 2, wan_prefix: str = "11.22.33", **options):
+        topo = Topology(hosts=hosts, wan_prefix=wan_prefix).create()
+        daemon = miniupnpd_mod.Miniupnpd(topo, upnp=True, **options)
+        made.append((topo, daemon))
+        topo.assert_sealed()
+        daemon.start()
+        return topo, daemon
+
+    try:
+        yield make
+    finally:
+        for topo, daemon in made:
+            daemon.stop()
+            topo.destroy()
+            left = set(topo.namespaces) & set(existing_namespaces())
+            assert not left, f"namespaces left behind: {left}"
+
+
+def run(topo, body: str, host: int = 0):
+    result = topo.run(topo.hosts[host], client_script(SESSION + textwrap.dedent(body)))
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("igd_v1", [False, True], ids=["IGDv2", "IGDv1"])
+def test_discover_map_forward_list_delete(lab, igd_v1):
+    topo, daemon = lab(hosts=1, igd_v1=igd_v1)
+    version = 1 if igd_v1 else 2
+    listener = topo.popen(topo.hosts[0], [sys.executable, "-c", LISTENER, "8080"], stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
+    assert wan_connect(topo, 8080).startswith("failed"), "reachable before any mapping?"
+
+    results = run(topo, """
+        import time
+        for multicast in (False, True):
+            start = time.monotonic()
+            s = IgdSession(GW, multicast=multicast)
+            d = s.discover()
+            out([multicast, d.url, d.service.control_url, d.service.service_type, s.status.status, s.internal_client,
+                 round(time.monotonic() - start, 3)])
+        out(s.external_address())
+        g = s.map("tcp", 8080, 8080, 3600, "portmap interop")
+        out(g.__dict__)
+        out([e.__dict__ for e in s.list_mappings()[0]])
+    """)
+    for multicast, (mc, url, control, service, status, client, seconds) in zip((False, True), results[:2]):
+        print(f"IGDv{version} discovery ({'multicast' if mc else 'unicast'}): {url} -> {control} {service} {status}, "
+              f"internal client {client}, {seconds} s")
+        assert mc == multicast
+        assert (url, control, status, client) == (daemon.description_url, "http://192.168.77.1:5000/ctl/IPConn",
+                                                  "Connected", topo.host_addresses[0])
+        assert service == f"urn:schemas-upnp-org:service:WANIPConnection:{version}"
+    assert results[2] == topo.gw_wan_address
+    granted = results[3]
+    print(f"IGDv{version} granted {granted}")
+    assert (granted["external_port"], granted["lifetime"], granted["permanent"], granted["internal_client"]) == (
+        8080, 3600, False, topo.host_addresses[0])
+    listing = results[4]
+    print(f"IGDv{version} table {listing}")
+    assert [(e["protocol"], e["external_port"], e["internal_client"], e["description"]) for e in listing] == [
+        ("tcp", 8080, topo.host_addresses[0], "portmap interop")]
+    assert 3500 < listing[0]["lease"] <= 3600
+
+    reached = wan_connect(topo, 8080)
+    print(f"IGDv{version} TCP from the WAN to {topo.gw_wan_address}:8080 with the mapping: {reached}")
+    assert reached == "hello from the host"
+
+    results = run(topo, f"""
+        s = IgdSession(GW, upnp_url={daemon.description_url!r})
+        out(s.delete("tcp", 8080))
+        out(s.list_mappings()[0])
+    """)
+    assert results == [True, []]
+    time.sleep(0.2)
+    after = wan_connect(topo, 8080)
+    print(f"IGDv{version} TCP from the WAN after the delete: {after}")
+    assert after.startswith("failed")
+
+
+def test_igdv2_caps_a_long_lease_and_says_so(lab):
+    topo, _daemon = lab(hosts=1)
+    results = run(topo, """
+        s = IgdSession(GW)
+        out(s.map("udp", 5353, 5353, 10 ** 6, "long").__dict__)
+        out([e.lease for e in s.list_mappings()[0]])
+    """)
+    assert results[0]["lifetime"] == 604800
+    assert 604700 < results[1][0] <= 604800
+
+
+@pytest.mark.parametrize("igd_v1", [False, True], ids=["IGDv2", "IGDv1"])
+def test_conflict_with_a_second_host(lab, igd_v1):
+    topo, _daemon = lab(hosts=2, igd_v1=igd_v1)
+    first = run(topo, """
+        out(IgdSession(GW).map("tcp", 9000, 9000, 600, "first host").__dict__)
+    """)
+    assert first[0]["external_port"] == 9000
+    results = run(topo, """
+        from portmap import errors
+        s = IgdSession(GW)
+        try:
+            s.map("tcp", 9000, 9000, 600, "second host", exact=True)
+        except errors.UpnpConflict as exc:
+            out(["conflict", str(exc)])
+        moved = s.map("tcp", 9000, 9000, 600, "second host")
+        out(moved.__dict__)
+        out(sorted((e.external_port, e.internal_client) for e in s.list_mappings()[0]))
+    """, host=1)
+    conflict, moved, table = results
+    print(f"IGDv{1 if igd_v1 else 2} second host, port 9000 exact: {conflict[1]}")
+    print(f"IGDv{1 if igd_v1 else 2} second host, port 9000 suggested: {moved}")
+    assert conflict[0] == "conflict"
+    assert f"held by {topo.host_addresses[0]}:9000 ('first host')" in conflict[1]
+    assert "ConflictInMappingEntry (UPnP error 718)" in conflict[1] and "192.168.77.1:5000" in conflict[1]
+    assert moved["external_port"] != 9000 and moved["internal_client"] == topo.host_addresses[1]
+    if igd_v1:
+        assert moved["external_port"] == 9001  # the following port
+    assert table == sorted([[9000, topo.host_addresses[0]], [moved["external_port"], topo.host_addresses[1]]])
+
+
+def test_no_public_address_behind_cgnat(lab):
+    topo, _daemon = lab(hosts=1, wan_prefix="100.64.0")
+    results = run(topo, """
+        from portmap import errors
+        s = IgdSession(GW)
+        out(s.discover().service.control_url)
+        for call in (s.external_address, lambda: s.map("tcp", 8080, 8080, 600, "cgnat")):
+            try:
+                call()
+            except errors.NoPublicAddress as exc:
+                out(["no public address", str(exc)])
+    """)
+    print(f"CGNAT WAN 100.64.0.2: {results[1][1]} | {results[2][1]}")
+    assert results[0] == "http://192.168.77.1:5000/ctl/IPConn"
+    for kind, message in results[1:]:
+        assert kind == "no public address"
+        assert message.startswith("the gateway has no public address: is there a second NAT upstream?")
+    assert "ActionFailed (UPnP error 501)" in results[2][1]
+
+
+def test_client_method_upnp_forwards_and_deletes(lab):
+    topo, _daemon = lab(hosts=1)
+    listener = topo.popen(topo.hosts[0], [sys.executable, "-c", LISTENER, "8081"], stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
+    results = run(topo, """
+        c = Client(method="upnp", lock_path="/tmp/portmap-interop-upnp.lock", description="portmap client")
+        out([c.gateway, c.found_in, c.upnp.multicast])
+        out(c.public_address().to_dict())
+        out(c.map("tcp", 8081, 8081, 1200).to_dict())
+    """)
+    assert results[0] == [topo.gw_lan_address, "/proc/net/route", True]  # no gateway given: SSDP to the group
+    assert (results[1]["address"], results[1]["method"]) == (topo.gw_wan_address, "upnp")
+    granted = results[2]
+    print(f"Client(method='upnp') granted {granted}")
+    assert (granted["external_port"], granted["lifetime"], granted["method"], granted["public_address"]) == (
+        8081, 1200, "upnp", topo.gw_wan_address)
+    assert wan_connect(topo, 8081) == "hello from the host"
+    results = run(topo, """
+        c = Client("192.168.77.1", method="upnp", lock_path="/tmp/portmap-interop-upnp.lock")
+        out(c.delete("tcp", 8081).to_dict())
+        out(c.upnp.list_mappings()[0])
+    """)
+    assert (results[0]["lifetime"], results[0]["external_port"], results[1]) == (0, 0, [])
+    time.sleep(0.2)
+    assert wan_connect(topo, 8081).startswith("failed")

@@ -1,0 +1,159 @@
+"""Fuzzing the UPnP IGD parsers and session: SSDP answers, descriptions, SOAP answers, HTTP, as a hostile LAN would send them.
+
+Seeds are miniupnpd's recorded answers (vectors/upnp/), mutated as in test_fuzz.py.
+Properties:
+- the SSDP parser never raises, and what it accepts has a LOCATION and a target;
+- the description, SOAP and port listing parsers raise MalformedPacket or a UpnpFault
+  and nothing else; an accepted description names a WAN connection service;
+- the HTTP client and the IGD session, fed any answer, return or raise a PortmapError,
+  never another exception, and never read past the deadline; a URL they fetch is on the
+  gateway's address.
+
+Run lengths as in test_fuzz.py: a few hundred derandomized examples in ``make test``,
+FUZZ_EXAMPLES random ones in ``make fuzz``; the counts are printed at the end.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections import Counter
+from typing import List
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fakes_upnp import GATEWAY, URL, VECTORS, FakeIgd, body_of, vector
+from portmap import errors, wire_ssdp, wire_upnp
+from portmap.transport_upnp import Http
+from portmap.upnp import IgdSession
+from test_fuzz import FUZZ, mutated
+
+CASES: Counter = Counter()
+ACCEPTED: Counter = Counter()
+
+NAMES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(VECTORS, "*.txt")))
+SSDP = [vector(n) for n in NAMES if "-ssdp-" in n] + [
+    b"NOTIFY * HTTP/1.1\r\nLOCATION: http://192.0.2.1:5000/rootDesc.xml\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n\r\n"]
+HTTP = [vector(n) for n in NAMES if "-ssdp-" not in n]
+BODIES = [body_of(raw) for raw in HTTP]
+DESCRIPTIONS = [body_of(vector("v2-rootDesc")), body_of(vector("v1-rootDesc"))]
+ACTIONS = ["GetExternalIPAddress", "GetStatusInfo", "AddPortMapping", "AddAnyPortMapping", "DeletePortMapping",
+           "GetSpecificPortMappingEntry", "GetGenericPortMappingEntry", "GetListOfPortMappings"]
+XML_PIECES = [b"<!DOCTYPE x>", b"<!ENTITY a 'b'>", b"&a;", b"]]>", b"<![CDATA[", b"</s:Body>", b"<errorCode>",
+              b"\x00", b"<?xml version='1.0' encoding='utf-16'?>", b"xmlns:u=\"", b"<controlURL>http://192.0.2.66/x"]
+
+
+@st.composite
+def xml_mutated(draw: st.DrawFn, seeds: List[bytes]) -> bytes:
+    """A document with XML-shaped pieces inserted, then byte mutations."""
+    data = draw(st.sampled_from(seeds))
+    for _step in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.sampled_from(XML_PIECES)) + data[at:]
+    return draw(mutated([data])) if draw(st.booleans()) else data
+
+
+def documents(seeds: List[bytes]) -> st.SearchStrategy:
+    return st.one_of(st.binary(max_size=600), mutated(seeds), xml_mutated(seeds))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_cases():
+    yield
+    total = sum(CASES.values())
+    print("\nUPNP FUZZ CASES: " + ", ".join(f"{name} {count}" for name, count in sorted(CASES.items()))
+          + f"; total {total}; accepted: " + ", ".join(f"{name} {count}" for name, count in sorted(ACCEPTED.items())))
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=600), mutated(SSDP)))
+def test_ssdp_parser(data: bytes) -> None:
+    CASES["ssdp"] += 1
+    message = wire_ssdp.decode(data)
+    if message is None:
+        return
+    ACCEPTED["ssdp"] += 1
+    assert message.kind in ("response", "notify") and message.location and message.target
+    assert message.boot_id is None or 0 <= message.boot_id < 2 ** 31
+
+
+@FUZZ
+@given(data=documents(DESCRIPTIONS))
+def test_description_parser(data: bytes) -> None:
+    CASES["description"] += 1
+    try:
+        found = wire_upnp.parse_description(data, URL)
+    except errors.MalformedPacket:
+        return
+    ACCEPTED["description"] += 1
+    assert found.service.service_type.startswith(wire_upnp.SERVICE_PREFIXES)
+    assert isinstance(found.service.control_url, str) and found.service.control_url
+    assert b"<!DOCTYPE" not in data.upper() and b"<!ENTITY" not in data.upper()
+
+
+@FUZZ
+@given(action=st.sampled_from(ACTIONS), data=documents(BODIES))
+def test_soap_parsers(action: str, data: bytes) -> None:
+    CASES["soap"] += 1
+    try:
+        values = wire_upnp.decode_response(data, action)
+    except errors.UpnpFault as fault:
+        ACCEPTED["soap fault"] += 1
+        assert fault.method == "upnp" and 0 <= fault.code < 10 ** 6 and fault.name
+        return
+    except errors.MalformedPacket:
+        return
+    ACCEPTED["soap"] += 1
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in values.items())
+    for parse in (wire_upnp.status_info, wire_upnp.reserved_port, wire_upnp.generic_entry, wire_upnp.port_listing,
+                  lambda v: wire_upnp.specific_entry(v, "tcp", 8080)):
+        try:
+            parse(values)
+        except errors.MalformedPacket:
+            pass
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=600), mutated(HTTP)), piece=st.integers(1, 4096))
+def test_http_client(data: bytes, piece: int) -> None:
+    CASES["http"] += 1
+    igd = FakeIgd({"GET /rootDesc.xml": data})
+    igd.piece = piece
+    start = igd.clock.now
+    try:
+        response = Http(GATEWAY, clock=igd.clock, stream_factory=igd.streams).request("GET", URL, start + 1.0)
+    except errors.PortmapError:
+        return
+    finally:
+        assert igd.clock.now <= start + 1.0 + 1e-9
+    ACCEPTED["http"] += 1
+    assert 100 <= response.status <= 999 and len(response.body) <= 64 * 1024
+
+
+@FUZZ
+@given(which=st.sampled_from(["GET /rootDesc.xml"] + ACTIONS), data=st.one_of(mutated(HTTP), st.sampled_from(HTTP)),
+       operation=st.sampled_from(["map", "external", "list", "delete"]))
+def test_session_survives_any_answer(which: str, data: bytes, operation: str) -> None:
+    CASES["session"] += 1
+    igd = FakeIgd({which: data})
+    session = IgdSession(GATEWAY, upnp_url=URL, timeout=1.0, clock=igd.clock, stream_factory=igd.streams,
+                         datagrams_factory=igd.datagrams)
+    start = igd.clock.now
+    try:
+        if operation == "map":
+            session.map("tcp", 8080, 8080, 3600, "fuzz")
+        elif operation == "external":
+            session.external_address()
+        elif operation == "list":
+            session.list_mappings(limit=20)
+        else:
+            session.delete("tcp", 8080)
+    except errors.PortmapError:
+        return
+    finally:
+        assert igd.clock.now <= start + 1.0 + 1e-9
+    ACCEPTED["session"] += 1
+    if session.description is not None:
+        assert session.description.service.control_url.startswith(f"http://{GATEWAY}:")
