@@ -178,7 +178,7 @@ def test_client_method_upnp_forwards_and_deletes(lab):
     listener = topo.popen(topo.hosts[0], [sys.executable, "-c", LISTENER, "8081"], stdout=subprocess.PIPE, text=True)
     assert listener.stdout.readline().strip() == "listening"
     results = run(topo, """
-        c = Client(method="upnp", lock_path="/tmp/portmap-interop-upnp.lock", description="portmap client")
+        c = Client(method="upnp", description="portmap client")
         out([c.gateway, c.found_in, c.upnp.multicast])
         out(c.public_address().to_dict())
         out(c.map("tcp", 8081, 8081, 1200).to_dict())
@@ -191,7 +191,7 @@ def test_client_method_upnp_forwards_and_deletes(lab):
         8081, 1200, "upnp", topo.gw_wan_address)
     assert wan_connect(topo, 8081) == "hello from the host"
     results = run(topo, """
-        c = Client("192.168.77.1", method="upnp", lock_path="/tmp/portmap-interop-upnp.lock")
+        c = Client("192.168.77.1", method="upnp")
         out(c.delete("tcp", 8081).to_dict())
         out(c.upnp.list_mappings()[0])
     """)
