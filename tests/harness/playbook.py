@@ -77,3 +77,18 @@ def run_playbook(playbook: Any, workdir: Path, extra_vars: Optional[Dict[str, An
 
 def recap_counts(recap: str) -> Dict[str, int]:
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", recap)}
+
+
+def ctl_argv(gw):
+    """The simulated gateway's control command, as a playbook runs it."""
+    return [sys.executable, str(REPO / "tests" / "simgw" / "gateway.py"), "ctl", gw.control_path]
+
+
+def base_vars(gw, tmp_path, method="auto"):
+    """The variables every mapping playbook takes: the gateway, the ledger, the simulator's control."""
+    return {
+        "method": method,
+        "gateway": gw.address,
+        "ledger_path": str(tmp_path / "ledger.json"),
+        "simgw_ctl": ctl_argv(gw),
+    }

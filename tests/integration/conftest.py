@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 
 import pytest
 
@@ -13,8 +12,6 @@ from tests.harness.playbook import ANSIBLE_PLAYBOOK, collections_tree
 from tests.harness.netns import Topology, existing_namespaces, netns_available
 from tests.simgw.gateway import SimulatedGateway
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
 
 
 @pytest.fixture
@@ -61,19 +58,6 @@ def natpmpc():
     if not path:
         pytest.skip("natpmpc is not installed (make deps installs it)")
     return path
-
-
-def client_script(body: str) -> list:
-    """argv running ``body`` with the client package importable, printing JSON lines."""
-    prelude = (
-        "import json, sys\n"
-        f"sys.path.insert(0, {MODULE_UTILS!r})\n"
-        "from portmap.client import Client\n"
-        "from portmap import errors\n"
-        "def out(value):\n"
-        "    print(json.dumps(value), flush=True)\n"
-    )
-    return [sys.executable, "-c", prelude + body]
 
 
 @pytest.fixture(scope="session")

@@ -9,39 +9,9 @@ import time
 
 import pytest
 
-from tests.integration.conftest import client_script
+from tests.harness.interop import LISTENER, client_script, wan_connect
 
 pytestmark = pytest.mark.netns
-
-LISTENER = textwrap.dedent("""
-    import socket, sys
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("0.0.0.0", int(sys.argv[1])))
-    server.listen(8)
-    print("listening", flush=True)
-    while True:
-        conn, peer = server.accept()
-        conn.sendall(b"hello from the host\\n")
-        conn.close()
-""")
-
-CONNECT = textwrap.dedent("""
-    import socket, sys
-    sock = socket.socket()
-    sock.settimeout(2)
-    try:
-        sock.connect((sys.argv[1], int(sys.argv[2])))
-        print(sock.recv(100).decode().strip())
-    except OSError as exc:
-        print(f"failed: {exc.__class__.__name__}")
-""")
-
-
-def wan_connect(topology, port):
-    result = topology.run(topology.wan, [sys.executable, "-c", CONNECT, topology.gw_wan_address, str(port)])
-    return result.stdout.strip()
-
 
 def run_client(topology, body):
     result = topology.run(topology.hosts[0], client_script(body))

@@ -17,8 +17,7 @@ import pytest
 
 from tests.harness import miniupnpd as miniupnpd_mod
 from tests.harness.netns import Topology, existing_namespaces
-from tests.integration.conftest import client_script
-from tests.integration.test_interop_miniupnpd import LISTENER, wan_connect
+from tests.harness.interop import LISTENER, client_script, wan_connect
 
 pytestmark = pytest.mark.netns
 

@@ -12,21 +12,10 @@ import json
 import pytest
 
 from portmap.client import Client
-from portmap.ledger import Ledger
-from portmap.lock import HostLock
 from portmap import manage
 from portmap.errors import InputError
-from portmap.manage import ApplyError, Desired, Manager
-
-
-def manager(gw, tmp_path, check_mode=False, **client_args):
-    lock = HostLock(str(tmp_path / "lock"))
-    ledger = Ledger(str(tmp_path / "ledger.json"), lock)
-    client = Client(gw.address, lock=lock, **client_args)
-    return Manager(ledger, client, check_mode=check_mode)
-
-
-WANT = [Desired("tcp", 8080, 8080, 3600)]
+from portmap.manage import ApplyError, Desired
+from tests.harness.faces import WANT, manager
 
 
 def requests(gw):

@@ -3,32 +3,12 @@ the simulated gateway on loopback, with an explicit gateway and a temporary ledg
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.harness.playbook import base_vars, recap_counts, run_playbook
 from tests.simgw.gateway import SimulatedGateway, control
-
-REPO = Path(__file__).resolve().parents[2]
-PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
-
-pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason=f"{ANSIBLE_PLAYBOOK} is not installed")
-
-
-@pytest.fixture(scope="module")
-def collections_path(tmp_path_factory):
-    """A collections tree whose portmap/natpmp is this checkout."""
-    root = tmp_path_factory.mktemp("collections")
-    (root / "ansible_collections" / "portmap").mkdir(parents=True)
-    (root / "ansible_collections" / "portmap" / "natpmp").symlink_to(REPO)
-    return root
 
 
 @pytest.fixture
@@ -42,53 +22,10 @@ def gateway(tmp_path, loopback_address):
         yield gw
 
 
-def run_playbook(name, collections_path, tmp_path, extra_vars, check=False):
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_COLLECTIONS_PATH=str(collections_path),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
-        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_DEPRECATION_WARNINGS="0",
-        PYTHONPATH=str(REPO),
-    )
-    extra = dict(extra_vars, ansible_python_interpreter=sys.executable)
-    argv = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(PLAYBOOKS / name),
-            "-e", json.dumps(extra)]
-    if check:
-        argv.append("--check")
-    started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=600, check=False)
-    elapsed = time.monotonic() - started
-    recap = [line for line in proc.stdout.splitlines() if line.startswith("localhost ") and "ok=" in line]
-    print(f"{name}: {elapsed:.1f} s, recap: {recap[-1] if recap else None}")
-    if proc.returncode != 0:
-        print(proc.stdout[-20000:])
-        print(proc.stderr[-5000:])
-    return proc, recap[-1] if recap else ""
-
-
-def ctl_argv(gw):
-    return [sys.executable, str(REPO / "tests" / "simgw" / "gateway.py"), "ctl", gw.control_path]
-
-
-def base_vars(gw, tmp_path, method="auto"):
-    return {
-        "method": method,
-        "gateway": gw.address,
-        "ledger_path": str(tmp_path / "ledger.json"),
-        "simgw_ctl": ctl_argv(gw),
-    }
-
-
-def recap_counts(recap):
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap)}
-
-
 @pytest.mark.parametrize("method", ["pcp", "natpmp"])
 def test_lifecycle(gateway, collections_path, tmp_path, method):
-    proc, recap = run_playbook("mapping_lifecycle.yml", collections_path, tmp_path, base_vars(gateway, tmp_path, method))
+    proc, recap = run_playbook("mapping_lifecycle.yml", tmp_path, base_vars(gateway, tmp_path, method),
+                                collections_path=collections_path)
     assert proc.returncode == 0, "the lifecycle playbook failed (output above)"
     assert recap_counts(recap)["failed"] == 0
 
@@ -96,8 +33,8 @@ def test_lifecycle(gateway, collections_path, tmp_path, method):
 def test_idempotence_recap(gateway, collections_path, tmp_path):
     """The demo-like single mapping task twice: the second recap says changed=0."""
     variables = base_vars(gateway, tmp_path)
-    first, recap1 = run_playbook("apply_one.yml", collections_path, tmp_path, variables)
-    second, recap2 = run_playbook("apply_one.yml", collections_path, tmp_path, variables)
+    first, recap1 = run_playbook("apply_one.yml", tmp_path, variables, collections_path=collections_path)
+    second, recap2 = run_playbook("apply_one.yml", tmp_path, variables, collections_path=collections_path)
     assert first.returncode == 0 and second.returncode == 0
     assert recap_counts(recap1)["changed"] == 1
     assert recap_counts(recap2)["changed"] == 0
@@ -108,7 +45,8 @@ def test_idempotence_recap(gateway, collections_path, tmp_path):
 
 
 def test_list_of_fifty_and_exclusive(gateway, collections_path, tmp_path):
-    proc, _recap = run_playbook("mapping_list.yml", collections_path, tmp_path, base_vars(gateway, tmp_path))
+    proc, _recap = run_playbook("mapping_list.yml", tmp_path, base_vars(gateway, tmp_path),
+                                  collections_path=collections_path)
     assert proc.returncode == 0, "the list playbook failed (output above)"
     timing = re.search(r"TIMING single-mapping task ([\d.]+) s; 50-mapping task ([\d.]+) s", proc.stdout)
     assert timing, "the playbook did not report its timings"
@@ -117,15 +55,15 @@ def test_list_of_fifty_and_exclusive(gateway, collections_path, tmp_path):
 
 def test_options(gateway, collections_path, tmp_path, loopback_address_pool):
     variables = dict(base_vars(gateway, tmp_path), other_client=loopback_address_pool())
-    proc, _recap = run_playbook("mapping_options.yml", collections_path, tmp_path, variables)
+    proc, _recap = run_playbook("mapping_options.yml", tmp_path, variables, collections_path=collections_path)
     assert proc.returncode == 0, "the options playbook failed (output above)"
 
 
 def test_bad_input(gateway, collections_path, tmp_path):
     variables = base_vars(gateway, tmp_path)
-    seeded, _recap = run_playbook("apply_one.yml", collections_path, tmp_path, variables)
+    seeded, _recap = run_playbook("apply_one.yml", tmp_path, variables, collections_path=collections_path)
     assert seeded.returncode == 0
-    proc, _recap = run_playbook("mapping_bad_input.yml", collections_path, tmp_path, variables)
+    proc, _recap = run_playbook("mapping_bad_input.yml", tmp_path, variables, collections_path=collections_path)
     assert proc.returncode == 0, "the bad-input playbook failed (output above)"
 
 
@@ -142,5 +80,5 @@ RESULT_CODES = {
 def test_gateway_errors_name_gateway_protocol_ports_and_result(gateway, collections_path, tmp_path, method):
     variables = dict(base_vars(gateway, tmp_path, method),
                      codes=[{"code": code, "name": name} for code, name in RESULT_CODES[method]])
-    proc, _recap = run_playbook("mapping_gateway_errors.yml", collections_path, tmp_path, variables)
+    proc, _recap = run_playbook("mapping_gateway_errors.yml", tmp_path, variables, collections_path=collections_path)
     assert proc.returncode == 0, "the gateway-errors playbook failed (output above)"

@@ -16,11 +16,8 @@ from portmap.ledger import Ledger
 from portmap.lock import HostLock
 from portmap.renew import Renewer
 from portmap.client import Client
-from tests.integration.test_manage import WANT, manager
-from tests.integration.test_playbooks import ANSIBLE_PLAYBOOK, base_vars, run_playbook
-# A fixture, used by name:
-from tests.integration.test_playbooks import collections_path  # noqa: F401  pylint: disable=unused-import
-from tests.integration.test_renew_cli import cli
+from tests.harness.faces import WANT, cli, manager
+from tests.harness.playbook import ANSIBLE_PLAYBOOK, base_vars, run_playbook
 from tests.simgw.gateway import SimulatedGateway
 
 CGNAT_WARNING = ("the gateway's public address 100.64.3.7 is in the carrier-grade NAT range: "
@@ -83,10 +80,10 @@ def unused_udp_port(address: str) -> int:
 
 
 @pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason=f"{ANSIBLE_PLAYBOOK} is not installed")
-def test_modules_warn_and_return_reachable_false(cgnat_gw, collections_path, tmp_path):  # noqa: F811
+def test_modules_warn_and_return_reachable_false(cgnat_gw, collections_path, tmp_path):
     variables = dict(base_vars(cgnat_gw, tmp_path),
                      stun_server=f"{cgnat_gw.address}:{unused_udp_port(cgnat_gw.address)}")
-    proc, _recap = run_playbook("reachability.yml", collections_path, tmp_path, variables)
+    proc, _recap = run_playbook("reachability.yml", tmp_path, variables, collections_path=collections_path)
     assert proc.returncode == 0, "the reachability playbook failed (output above)"
     warned = " ".join(proc.stdout.split()) + " ".join(proc.stderr.split())
     assert f"[WARNING]: {CGNAT_WARNING}" in warned

@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 
 from portmap.client import Client
-
-
-MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                            "plugins", "module_utils")
-
-
-def cli(gw, tmp_path, *args):
-    """Run the command as a separate process, the way the job runs it."""
-    argv = [sys.executable, "-c", "import sys; from portmap.cli import main; sys.exit(main())",
-            "--gateway", gw.address, "--ledger", str(tmp_path / "ledger.json"), "--lock", str(tmp_path / "lock"),
-            *args]
-    env = dict(os.environ, PYTHONPATH=MODULE_UTILS)
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+from tests.harness.faces import cli
 
 
 def ledger(tmp_path):

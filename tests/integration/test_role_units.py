@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-from tests.integration.test_playbooks import ANSIBLE_PLAYBOOK, PLAYBOOKS
+from tests.harness.playbook import run_playbook
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
@@ -22,11 +19,8 @@ def render(tmp_path, on_change, interval):
     units = tmp_path / "units"
     units.mkdir()
     extra = {"unit_dir": str(units), "renewal_command_path": str(command), "renewal_on_change": on_change,
-             "renewal_interval": interval, "renewal_user": "root", "renewal_group": "root",
-             "ansible_python_interpreter": sys.executable}
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "t"), ANSIBLE_HOME=str(tmp_path / "h"))
-    proc = subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(PLAYBOOKS / "render_units.yml"),
-                           "-e", json.dumps(extra)], capture_output=True, text=True, env=env, check=False, timeout=120)
+             "renewal_interval": interval, "renewal_user": "root", "renewal_group": "root"}
+    proc, _recap = run_playbook("render_units.yml", tmp_path, extra, quiet=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return units / "portmap-natpmp-renew.service", units / "portmap-natpmp-renew.timer"
 

@@ -23,7 +23,7 @@ from portmap.client import Client
 from portmap.ledger import Ledger
 from portmap.lock import HostLock
 from portmap.manage import Desired, Manager
-from tests.harness.playbook import ANSIBLE_PLAYBOOK, PLAYBOOKS, recap_counts
+from tests.harness.playbook import recap_counts, run_playbook
 from tests.simgw.gateway import SimulatedGateway
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -132,12 +132,9 @@ def assert_nothing_would_change(proc: subprocess.CompletedProcess) -> None:
 
 
 def run_role(collections, tmp_path, extra: Dict[str, Any]) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "t"), ANSIBLE_HOME=str(tmp_path / "h"))
-    return subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", "--check",
-                           str(PLAYBOOKS / "role_check_only.yml"),
-                           "-e", json.dumps(dict(extra, ansible_python_interpreter=sys.executable))],
-                          capture_output=True, text=True, env=env, check=False, timeout=120)
+    proc, _recap = run_playbook("role_check_only.yml", tmp_path, extra, collections_path=collections, check=True,
+                                quiet=True, timeout=120)
+    return proc
 
 
 @pytest.mark.parametrize("name, value", HOSTILE)
@@ -185,10 +182,8 @@ def test_cron_line_passes_hostile_hook_arguments_through_literally(tmp_path):
     command.write_text(f"#!{sys.executable}\nimport json, sys\njson.dump(sys.argv[1:], open({str(argv_out)!r}, 'w'))\n")
     command.chmod(0o755)
     extra = {"out_dir": str(tmp_path), "renewal_command_path": str(command), "renewal_on_change": hook,
-             "renewal_ledger_path": str(tmp_path / "ledger.json"), "ansible_python_interpreter": sys.executable}
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "t"), ANSIBLE_HOME=str(tmp_path / "h"))
-    proc = subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(PLAYBOOKS / "render_cron_line.yml"),
-                           "-e", json.dumps(extra)], capture_output=True, text=True, env=env, check=False, timeout=120)
+             "renewal_ledger_path": str(tmp_path / "ledger.json")}
+    proc, _recap = run_playbook("render_cron_line.yml", tmp_path, extra, quiet=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     base = ["--method", "auto", "--timeout", "3", "--ledger", str(tmp_path / "ledger.json"), "renew", "--log", "syslog"]
     for name, expected in [("job", base + ["--on-change"] + hook), ("job_now", base + ["--now", "--on-change"] + hook)]:
