@@ -154,3 +154,35 @@ def loopback_address() -> str:
 @pytest.fixture
 def loopback_address_pool():
     return next_loopback
+
+
+# ---------------------------------------------------------------- skips under CI
+# CI has root, network namespaces and every peer: a test skipped there hides a broken one.
+# Under CI=true every skip fails the run, except those whose reason starts with
+# "not applicable here:" (a condition CI legitimately lacks, said so in the test).
+NOT_APPLICABLE = "not applicable here:"
+_skipped_under_ci = []
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and _under_ci():
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if NOT_APPLICABLE not in reason:
+            _skipped_under_ci.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session, exitstatus):  # pylint: disable=unused-argument
+    if _skipped_under_ci:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pylint: disable=unused-argument
+    if _skipped_under_ci:
+        terminalreporter.write_line(f"CI=true and {len(_skipped_under_ci)} test(s) skipped; CI has root, namespaces and "
+                                    "every peer, so a skip there hides a broken test:", red=True)
+        for line in _skipped_under_ci:
+            terminalreporter.write_line(f"  SKIPPED UNDER CI {line}", red=True)

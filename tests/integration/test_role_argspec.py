@@ -68,7 +68,7 @@ def test_a_present_job_without_mappings_is_refused(collections_path, tmp_path):
     assert_nothing_would_change(proc, recap)
 
 
-@pytest.mark.skipif(Path("/run/systemd/system").exists(), reason="systemd runs this host")
+@pytest.mark.skipif(Path("/run/systemd/system").exists(), reason="not applicable here: systemd runs this host")
 def test_a_systemd_timer_where_systemd_does_not_run_is_refused(collections_path, tmp_path):
     proc, output, recap = run_role(collections_path, tmp_path, {
         "renewal_scheduler": "systemd", "renewal_mappings": [{"internal_port": 8080}]})
