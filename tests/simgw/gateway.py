@@ -327,7 +327,7 @@ class SimulatedGateway:
                 return None
             entry.update(version=version, op=data[1])
             # RFC 6887 section 9: a PCP-only server answers NAT-PMP with UNSUPP_VERSION, in PCP's form.
-            return pcp.encode_response(data[1], pcp.RESULT_UNSUPP_VERSION, 0, self.epoch)
+            return pcp.encode_response(data[1], pcp.Result.UNSUPP_VERSION, 0, self.epoch)
         try:
             request = wire.decode_request(data)
         except MalformedPacket as exc:
@@ -343,13 +343,13 @@ class SimulatedGateway:
                 if self.unsupported_version == "silent":
                     entry["answer"] = "silent: unsupported version"
                     return None
-                return wire.encode_short_reply(wire.RESPONSE_BIT, wire.RESULT_UNSUPPORTED_VERSION, epoch)
-            return wire.encode_short_reply(wire.RESPONSE_BIT + request.op, wire.RESULT_UNSUPPORTED_OPCODE, epoch)
+                return wire.encode_short_reply(wire.RESPONSE_BIT, wire.Result.UNSUPPORTED_VERSION, epoch)
+            return wire.encode_short_reply(wire.RESPONSE_BIT + request.op, wire.Result.UNSUPPORTED_OPCODE, epoch)
         if isinstance(request, wire.PublicAddressRequest):
             entry.update(version=0, op=0)
             forced = self._take_fault("result", "public", "natpmp")
-            result = forced.params["code"] if forced else wire.RESULT_SUCCESS
-            address = self.public_address if result == wire.RESULT_SUCCESS else "0.0.0.0"
+            result = forced.params["code"] if forced else wire.Result.SUCCESS
+            address = self.public_address if result == wire.Result.SUCCESS else "0.0.0.0"
             return wire.encode_public_address_reply(result, epoch, address)
         entry.update(version=0, op=wire.PROTOCOL_OPS[request.protocol], protocol=request.protocol,
                      internal_port=request.internal_port, external_port=request.external_port,
@@ -371,26 +371,26 @@ class SimulatedGateway:
                     del self.table[key]
             else:
                 self.table.pop((client, protocol, internal), None)
-            return reply(wire.RESULT_SUCCESS)
+            return reply(wire.Result.SUCCESS)
         if internal == 0:
-            return reply(wire.RESULT_NOT_AUTHORIZED)
+            return reply(wire.Result.NOT_AUTHORIZED)
         if not self._authorized(client, internal):
-            return reply(wire.RESULT_NOT_AUTHORIZED)
+            return reply(wire.Result.NOT_AUTHORIZED)
         key = (client, protocol, internal)
         lifetime = min(request.lifetime, self.lifetime_cap)
         existing = self.table.get(key)
         if existing is not None:
             existing.lifetime = lifetime
             existing.expires = time.monotonic() + lifetime
-            return reply(wire.RESULT_SUCCESS, existing.external_port, lifetime)
+            return reply(wire.Result.SUCCESS, existing.external_port, lifetime)
         if len(self.table) >= self.max_mappings:
-            return reply(wire.RESULT_OUT_OF_RESOURCES)
+            return reply(wire.Result.OUT_OF_RESOURCES)
         suggested = request.external_port or internal
         external = self._free_port(protocol, suggested, key)
         if external is None:
-            return reply(wire.RESULT_OUT_OF_RESOURCES)
+            return reply(wire.Result.OUT_OF_RESOURCES)
         self.table[key] = Mapping(client, protocol, internal, external, lifetime, time.monotonic() + lifetime)
-        return reply(wire.RESULT_SUCCESS, external, lifetime)
+        return reply(wire.Result.SUCCESS, external, lifetime)
 
     # ------------------------------------------------------------------ PCP
 
@@ -404,13 +404,13 @@ class SimulatedGateway:
         if isinstance(request, pcp.OtherRequest):
             entry.update(version=request.version, op=request.op)
             if request.version != pcp.VERSION:
-                return pcp.encode_response(request.op, pcp.RESULT_UNSUPP_VERSION, 0, epoch)
+                return pcp.encode_response(request.op, pcp.Result.UNSUPP_VERSION, 0, epoch)
             return pcp.encode_response(request.op, 4, 0, epoch)  # UNSUPP_OPCODE (PEER among them)
         mismatch = pcp.ipv4_of(request.client_address) != client
         if isinstance(request, pcp.AnnounceRequest):
             entry.update(version=pcp.VERSION, op=pcp.OP_ANNOUNCE)
             forced = self._take_fault("result", "public", "pcp")
-            result = forced.params["code"] if forced else pcp.RESULT_ADDRESS_MISMATCH if mismatch else pcp.RESULT_SUCCESS
+            result = forced.params["code"] if forced else pcp.Result.ADDRESS_MISMATCH if mismatch else pcp.Result.SUCCESS
             return pcp.encode_response(pcp.OP_ANNOUNCE, result, 0, epoch)
         entry.update(version=pcp.VERSION, op=pcp.OP_MAP, protocol=request.protocol, internal_port=request.internal_port,
                      external_port=request.external_port, lifetime=request.lifetime, nonce=request.nonce.hex())
@@ -428,13 +428,13 @@ class SimulatedGateway:
         if forced:
             return reply(forced.params["code"])
         if mismatch:
-            return reply(pcp.RESULT_ADDRESS_MISMATCH)
+            return reply(pcp.Result.ADDRESS_MISMATCH)
         internal, protocol = request.internal_port, request.protocol
         if request.lifetime == 0 and internal == 0:  # every mapping of this nonce (protocol 0: of any protocol)
             for key in [k for k, m in self.table.items()
                         if k[0] == client and m.nonce == nonce and (not request.protocol_number or k[1] == protocol)]:
                 del self.table[key]
-            return reply(pcp.RESULT_SUCCESS, address=public)
+            return reply(pcp.Result.SUCCESS, address=public)
         if not protocol:
             return reply(9)  # UNSUPP_PROTOCOL
         if internal == 0:
@@ -442,25 +442,25 @@ class SimulatedGateway:
         key = (client, protocol, internal)
         existing = self.table.get(key)
         if existing is not None and existing.nonce and existing.nonce != nonce:
-            return reply(pcp.RESULT_NOT_AUTHORIZED, external=existing.external_port, address=public)
+            return reply(pcp.Result.NOT_AUTHORIZED, external=existing.external_port, address=public)
         if request.lifetime == 0:
             self.table.pop(key, None)
-            return reply(pcp.RESULT_SUCCESS, external=existing.external_port if existing else request.external_port,
+            return reply(pcp.Result.SUCCESS, external=existing.external_port if existing else request.external_port,
                          address=public)
         if not self._authorized(client, internal):
-            return reply(pcp.RESULT_NOT_AUTHORIZED)
+            return reply(pcp.Result.NOT_AUTHORIZED)
         lifetime = min(request.lifetime, self.lifetime_cap)
         if existing is not None:
             existing.lifetime, existing.expires = lifetime, time.monotonic() + lifetime
             existing.method, existing.nonce = "pcp", nonce
-            return reply(pcp.RESULT_SUCCESS, lifetime, existing.external_port, public)
+            return reply(pcp.Result.SUCCESS, lifetime, existing.external_port, public)
         if len(self.table) >= self.max_mappings:
             return reply(8)  # NO_RESOURCES
         external = self._free_port(protocol, request.external_port or internal, key)
         if external is None:
             return reply(8)
         self.table[key] = Mapping(client, protocol, internal, external, lifetime, time.monotonic() + lifetime, "pcp", nonce)
-        return reply(pcp.RESULT_SUCCESS, lifetime, external, public)
+        return reply(pcp.Result.SUCCESS, lifetime, external, public)
 
     # ------------------------------------------------------------------ faults
 

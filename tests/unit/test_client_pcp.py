@@ -39,7 +39,7 @@ class Nonces:
 
 def natpmp_refusal(op=128, epoch=500):
     """A NAT-PMP gateway's answer to a request of a version it does not speak (8 bytes, result 1)."""
-    return wire_natpmp.encode_short_reply(op, wire_natpmp.RESULT_UNSUPPORTED_VERSION, epoch)
+    return wire_natpmp.encode_short_reply(op, wire_natpmp.Result.UNSUPPORTED_VERSION, epoch)
 
 
 class DualGateway:
@@ -215,7 +215,7 @@ def test_auto_falls_back_when_the_first_request_is_a_map(tmp_path):
 
 def test_auto_falls_back_on_a_pcp_unsupp_version_header(tmp_path):
     # A PCP server of another version answers with its own version and UNSUPP_VERSION.
-    refusal = wire_pcp.encode_response(wire_pcp.OP_ANNOUNCE, wire_pcp.RESULT_UNSUPP_VERSION, 0, 500, version=1)
+    refusal = wire_pcp.encode_response(wire_pcp.OP_ANNOUNCE, wire_pcp.Result.UNSUPP_VERSION, 0, 500, version=1)
     rig = Rig(tmp_path, DualGateway(pcp=refusal))
     public = rig.client.public_address()
     assert rig.datagrams()[1] == NATPMP_PUBLIC_REQUEST
@@ -430,7 +430,7 @@ def test_probe_under_auto_on_a_natpmp_only_gateway(tmp_path):
 
 def test_probe_under_auto_on_a_pcp_only_gateway(tmp_path):
     # A PCP-only server answers a version 0 request with its own header: version 2, UNSUPP_VERSION.
-    refusal = wire_pcp.encode_response(wire_pcp.OP_ANNOUNCE, wire_pcp.RESULT_UNSUPP_VERSION, 0, 500)
+    refusal = wire_pcp.encode_response(wire_pcp.OP_ANNOUNCE, wire_pcp.Result.UNSUPP_VERSION, 0, 500)
     rig = Rig(tmp_path, DualGateway(natpmp=refusal))
     found = rig.client.probe()
     assert found["pcp"] is True and found["speaks"] == ["pcp"]

@@ -105,7 +105,7 @@ def test_natpmp_reply_parser(which: str, datagram: bytes) -> None:
         return
     request = pending.encode(LOCAL)
     assert reply.op == 128 + request[1]
-    if reply.result != wire_natpmp.RESULT_SUCCESS:
+    if reply.result != wire_natpmp.Result.SUCCESS:
         assert pending.error(reply) is not None
         return
     if which == "public":
@@ -130,10 +130,10 @@ def test_pcp_reply_parser(which: str, datagram: bytes) -> None:
     if which == "announce":
         return
     if reply.nonce is None:
-        assert reply.result != wire_pcp.RESULT_SUCCESS  # only an error may come without the MAP body
+        assert reply.result != wire_pcp.Result.SUCCESS  # only an error may come without the MAP body
         return
     assert (reply.nonce, reply.protocol_number, reply.internal_port) == (NONCE, 6, 8080)
-    if reply.result != wire_pcp.RESULT_SUCCESS:
+    if reply.result != wire_pcp.Result.SUCCESS:
         assert pending.error(reply) is not None
     elif which == "map":
         assert reply.lifetime != 0 and reply.external_port != 0

@@ -140,7 +140,7 @@ UNSUPPORTED_VERSION_PENDINGS = [
 @pytest.mark.parametrize("reply_op", ["0", "128", "128+op"])
 def test_unsupported_version_reply_whatever_its_op(name, make, request_op, reply_op):
     op = {"0": 0, "128": 128, "128+op": 128 + request_op}[reply_op]
-    data = wire.encode_short_reply(op, wire.RESULT_UNSUPPORTED_VERSION, 77)
+    data = wire.encode_short_reply(op, wire.Result.UNSUPPORTED_VERSION, 77)
     assert len(data) == 8 and data.hex() == f"00{op:02x}00010000004d"
     reply = wire.decode_reply(data)
     assert wire.is_unsupported_version(reply)
@@ -305,8 +305,8 @@ def test_server_encodes_the_map_replies(args, _request, reply_hex, _fields):
 def test_server_encodes_public_short_and_reserved_replies():
     assert wire.encode_public_address_reply(0, 5, "11.22.33.2").hex() == PUBLIC_REPLY
     assert wire.encode_announcement(5, "11.22.33.2").hex() == PUBLIC_REPLY
-    assert wire.encode_short_reply(128 + 3, wire.RESULT_UNSUPPORTED_OPCODE, 15).hex() == UNSUPPORTED_OPCODE_REPLY
-    assert wire.encode_public_address_reply(wire.RESULT_NETWORK_FAILURE, 1, "0.0.0.0").hex() == RESERVED_WAN_REPLY
+    assert wire.encode_short_reply(128 + 3, wire.Result.UNSUPPORTED_OPCODE, 15).hex() == UNSUPPORTED_OPCODE_REPLY
+    assert wire.encode_public_address_reply(wire.Result.NETWORK_FAILURE, 1, "0.0.0.0").hex() == RESERVED_WAN_REPLY
 
 
 # --------------------------------------------------------------------------- properties

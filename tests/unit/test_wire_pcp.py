@@ -298,7 +298,7 @@ def test_delete_all_matches_internal_port_zero_only():
 @pytest.mark.parametrize("lifetime", [600, 0], ids=["map", "delete"])
 def test_header_only_error_replies_answer_a_map_request(lifetime):
     pending = wire.map_request("tcp", 9090, 9090, lifetime, NONCE)
-    data = wire.encode_response(wire.OP_MAP, wire.RESULT_NOT_AUTHORIZED, 0, 6)
+    data = wire.encode_response(wire.OP_MAP, wire.Result.NOT_AUTHORIZED, 0, 6)
     assert len(data) == 24
     reply = pending.match(data)
     assert reply is not None
@@ -306,7 +306,7 @@ def test_header_only_error_replies_answer_a_map_request(lifetime):
     assert pending.error(reply, GATEWAY).__class__ is NotAuthorized
     # ...but a header-only SUCCESS carries no mapping, and an ANNOUNCE error answers no MAP.
     assert pending.match(wire.encode_response(wire.OP_MAP, 0, 600, 6)) is None
-    assert pending.match(wire.encode_response(wire.OP_ANNOUNCE, wire.RESULT_NOT_AUTHORIZED, 0, 6)) is None
+    assert pending.match(wire.encode_response(wire.OP_ANNOUNCE, wire.Result.NOT_AUTHORIZED, 0, 6)) is None
 
 
 def test_error_reply_with_a_body_must_match_nonce_protocol_and_port():
@@ -479,10 +479,10 @@ def test_natpmp_unsupported_version_reply_means_version_0(op):
 @pytest.mark.parametrize("version", [1, 2, 3, 0xff])
 def test_pcp_unsupp_version_header_gives_the_server_version(version):
     for op in (wire.OP_ANNOUNCE, wire.OP_MAP):
-        data = wire.encode_response(op, wire.RESULT_UNSUPP_VERSION, 0, 6, version=version)
+        data = wire.encode_response(op, wire.Result.UNSUPP_VERSION, 0, 6, version=version)
         assert data[0] == version and len(data) == 24
         assert wire.unsupported_version_answer(data) == version
-    with_body = wire.encode_response(wire.OP_MAP, wire.RESULT_UNSUPP_VERSION, 0, 6, b"\x00" * 36, version=version)
+    with_body = wire.encode_response(wire.OP_MAP, wire.Result.UNSUPP_VERSION, 0, 6, b"\x00" * 36, version=version)
     assert wire.unsupported_version_answer(with_body) == version
 
 
@@ -501,7 +501,7 @@ def test_pcp_unsupp_version_header_gives_the_server_version(version):
         (unhex(MAP_RESPONSE), "PCP MAP success"),
         (unhex(MISMATCH_RESPONSE), "PCP result 12"),
         (unhex(REFUSED_DELETE_RESPONSE), "PCP result 2"),
-        (wire.encode_response(wire.OP_MAP, wire.RESULT_UNSUPP_VERSION, 0, 6, version=0), "24 bytes of version 0"),
+        (wire.encode_response(wire.OP_MAP, wire.Result.UNSUPP_VERSION, 0, 6, version=0), "24 bytes of version 0"),
         (patched(patched(ANNOUNCE_RESPONSE, 1, "00"), 3, "01"), "result 1, R bit clear"),
         (wire.encode_response(0, 1, 0, 6, version=1) + b"\x00", "25 bytes"),
         (wire.encode_response(0, 1, 0, 6, version=1)[:20], "20 bytes"),
@@ -628,7 +628,7 @@ def test_server_decodes_our_own_map_request():
 def test_server_encodes_the_announce_response():
     reply = wire.decode_reply(unhex(ANNOUNCE_RESPONSE))
     assert wire.encode_response(reply.op, reply.result, reply.lifetime, reply.epoch).hex() == ANNOUNCE_RESPONSE
-    assert wire.encode_response(wire.OP_ANNOUNCE, wire.RESULT_SUCCESS, 0, 5).hex() == ANNOUNCE_RESPONSE
+    assert wire.encode_response(wire.OP_ANNOUNCE, wire.Result.SUCCESS, 0, 5).hex() == ANNOUNCE_RESPONSE
     assert wire.encode_announcement(5).hex() == ANNOUNCE_RESPONSE
 
 
@@ -648,7 +648,7 @@ def test_server_encodes_the_map_responses_from_plain_values():
 
 
 def test_server_answers_an_unsupported_version_with_its_own():
-    data = wire.encode_response(wire.OP_MAP, wire.RESULT_UNSUPP_VERSION, 0, 6)
+    data = wire.encode_response(wire.OP_MAP, wire.Result.UNSUPP_VERSION, 0, 6)
     assert data.hex() == "028100010000000000000006" + "00" * 12
     assert wire.encode_response(4, 1, 0, 6, version=1).hex() == "018400010000000000000006" + "00" * 12
 

@@ -10,6 +10,7 @@ functions) is used by the simulated gateway in the tests.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import struct
 from dataclasses import dataclass
@@ -40,28 +41,23 @@ RESPONSE_BIT = 128
 PROTOCOL_OPS = {"udp": OP_MAP_UDP, "tcp": OP_MAP_TCP}
 OP_PROTOCOLS = {op: name for name, op in PROTOCOL_OPS.items()}
 
-RESULT_SUCCESS = 0
-RESULT_UNSUPPORTED_VERSION = 1
-RESULT_NOT_AUTHORIZED = 2
-RESULT_NETWORK_FAILURE = 3
-RESULT_OUT_OF_RESOURCES = 4
-RESULT_UNSUPPORTED_OPCODE = 5
+class Result(enum.IntEnum):
+    """NAT-PMP result codes, named as RFC 6886 section 3.5 names them."""
 
-# Names as RFC 6886 section 3.5 gives them.
-RESULT_NAMES = {
-    RESULT_SUCCESS: "SUCCESS",
-    RESULT_UNSUPPORTED_VERSION: "UNSUPPORTED_VERSION",
-    RESULT_NOT_AUTHORIZED: "NOT_AUTHORIZED",
-    RESULT_NETWORK_FAILURE: "NETWORK_FAILURE",
-    RESULT_OUT_OF_RESOURCES: "OUT_OF_RESOURCES",
-    RESULT_UNSUPPORTED_OPCODE: "UNSUPPORTED_OPCODE",
-}
+    SUCCESS = 0
+    UNSUPPORTED_VERSION = 1
+    NOT_AUTHORIZED = 2
+    NETWORK_FAILURE = 3
+    OUT_OF_RESOURCES = 4
+    UNSUPPORTED_OPCODE = 5
+
+
 RESULT_ERRORS = {
-    RESULT_UNSUPPORTED_VERSION: UnsupportedVersion,
-    RESULT_NOT_AUTHORIZED: NotAuthorized,
-    RESULT_NETWORK_FAILURE: NetworkFailure,
-    RESULT_OUT_OF_RESOURCES: OutOfResources,
-    RESULT_UNSUPPORTED_OPCODE: UnsupportedOpcode,
+    Result.UNSUPPORTED_VERSION: UnsupportedVersion,
+    Result.NOT_AUTHORIZED: NotAuthorized,
+    Result.NETWORK_FAILURE: NetworkFailure,
+    Result.OUT_OF_RESOURCES: OutOfResources,
+    Result.UNSUPPORTED_OPCODE: UnsupportedOpcode,
 }
 
 MAX_PORT = 0xFFFF
@@ -123,7 +119,10 @@ Request = Union[PublicAddressRequest, MapRequest, OtherRequest]
 
 
 def result_name(code: int) -> str:
-    return RESULT_NAMES.get(code, f"UNKNOWN_RESULT_{code}")
+    try:
+        return Result(code).name
+    except ValueError:
+        return f"UNKNOWN_RESULT_{code}"
 
 
 def result_error(code: int, detail: str = "") -> ResultCodeError:
@@ -156,7 +155,7 @@ def decode_reply(data: bytes) -> Reply:
     if version != VERSION:
         raise MalformedPacket(f"reply has version {version}, not {VERSION}")
     if len(data) == SHORT_REPLY_LENGTH:
-        if result == RESULT_SUCCESS:
+        if result == Result.SUCCESS:
             raise MalformedPacket("8-byte reply with result SUCCESS has no body")
         return Reply(op=op, result=result, epoch=epoch, length=len(data))
     if op == RESPONSE_BIT + OP_PUBLIC_ADDRESS:
@@ -183,7 +182,7 @@ def decode_reply(data: bytes) -> Reply:
 
 def is_unsupported_version(reply: Reply) -> bool:
     """An "unsupported version" answer, whatever its OP (0, 128 or 128 + request op)."""
-    return reply.length == SHORT_REPLY_LENGTH and reply.result == RESULT_UNSUPPORTED_VERSION
+    return reply.length == SHORT_REPLY_LENGTH and reply.result == Result.UNSUPPORTED_VERSION
 
 
 @dataclass(frozen=True)
@@ -213,7 +212,7 @@ class Pending:
             return reply
         if reply.op != RESPONSE_BIT + self.data[1]:
             return None
-        if reply.result != RESULT_SUCCESS:
+        if reply.result != Result.SUCCESS:
             # RFC 6886 3.5: ports and lifetime are undefined in error replies.
             if reply.length == SHORT_REPLY_LENGTH or self.accept(reply, error=True):
                 return reply
@@ -221,7 +220,7 @@ class Pending:
         return reply if self.accept(reply, error=False) else None
 
     def error(self, reply: Reply, where: str = "") -> Optional[ResultCodeError]:
-        if reply.result == RESULT_SUCCESS:
+        if reply.result == Result.SUCCESS:
             return None
         detail = f"{self.describe} at gateway {where}" if where else self.describe
         return result_error(reply.result, detail)
@@ -301,4 +300,4 @@ def encode_short_reply(op: int, result: int, epoch: int) -> bytes:
 
 def encode_announcement(epoch: int, address: str) -> bytes:
     """RFC 6886 3.2.1: the unsolicited public address reply sent to 224.0.0.1:5350."""
-    return encode_public_address_reply(RESULT_SUCCESS, epoch, address)
+    return encode_public_address_reply(Result.SUCCESS, epoch, address)

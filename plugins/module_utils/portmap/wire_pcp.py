@@ -13,6 +13,7 @@ a reply carries are skipped.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import struct
 from dataclasses import dataclass
@@ -47,45 +48,42 @@ OP_MAP = 1
 PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17}
 NUMBER_PROTOCOLS = {number: name for name, number in PROTOCOL_NUMBERS.items()}
 
-RESULT_SUCCESS = 0
-RESULT_UNSUPP_VERSION = 1
-RESULT_NOT_AUTHORIZED = 2
-RESULT_ADDRESS_MISMATCH = 12
+class Result(enum.IntEnum):
+    """PCP result codes, named as RFC 6887 section 7.4 names them (they differ from NAT-PMP's above 2)."""
 
-# Names as RFC 6887 section 7.4 gives them (they differ from NAT-PMP's above 2).
-RESULT_NAMES = {
-    0: "SUCCESS",
-    1: "UNSUPP_VERSION",
-    2: "NOT_AUTHORIZED",
-    3: "MALFORMED_REQUEST",
-    4: "UNSUPP_OPCODE",
-    5: "UNSUPP_OPTION",
-    6: "MALFORMED_OPTION",
-    7: "NETWORK_FAILURE",
-    8: "NO_RESOURCES",
-    9: "UNSUPP_PROTOCOL",
-    10: "USER_EX_QUOTA",
-    11: "CANNOT_PROVIDE_EXTERNAL",
-    12: "ADDRESS_MISMATCH",
-    13: "EXCESSIVE_REMOTE_PEERS",
-}
+    SUCCESS = 0
+    UNSUPP_VERSION = 1
+    NOT_AUTHORIZED = 2
+    MALFORMED_REQUEST = 3
+    UNSUPP_OPCODE = 4
+    UNSUPP_OPTION = 5
+    MALFORMED_OPTION = 6
+    NETWORK_FAILURE = 7
+    NO_RESOURCES = 8
+    UNSUPP_PROTOCOL = 9
+    USER_EX_QUOTA = 10
+    CANNOT_PROVIDE_EXTERNAL = 11
+    ADDRESS_MISMATCH = 12
+    EXCESSIVE_REMOTE_PEERS = 13
+
+
 RESULT_ERRORS = {
-    1: UnsupportedVersion,
-    2: NotAuthorized,
-    3: MalformedRequest,
-    4: UnsupportedOpcode,
-    5: UnsupportedOption,
-    6: MalformedOption,
-    7: NetworkFailure,
-    8: OutOfResources,
-    9: UnsupportedProtocol,
-    10: UserQuotaExceeded,
-    11: CannotProvideExternal,
-    12: AddressMismatch,
-    13: ExcessiveRemotePeers,
+    Result.UNSUPP_VERSION: UnsupportedVersion,
+    Result.NOT_AUTHORIZED: NotAuthorized,
+    Result.MALFORMED_REQUEST: MalformedRequest,
+    Result.UNSUPP_OPCODE: UnsupportedOpcode,
+    Result.UNSUPP_OPTION: UnsupportedOption,
+    Result.MALFORMED_OPTION: MalformedOption,
+    Result.NETWORK_FAILURE: NetworkFailure,
+    Result.NO_RESOURCES: OutOfResources,
+    Result.UNSUPP_PROTOCOL: UnsupportedProtocol,
+    Result.USER_EX_QUOTA: UserQuotaExceeded,
+    Result.CANNOT_PROVIDE_EXTERNAL: CannotProvideExternal,
+    Result.ADDRESS_MISMATCH: AddressMismatch,
+    Result.EXCESSIVE_REMOTE_PEERS: ExcessiveRemotePeers,
 }
 RESULT_HINTS = {
-    12: "the gateway sees this host's requests come from another address than the one inside them "
+    Result.ADDRESS_MISMATCH: "the gateway sees this host's requests come from another address than the one inside them "
         "(another NAT between this host and the gateway?)",
 }
 
@@ -167,7 +165,10 @@ class Reply:
 
 
 def result_name(code: int) -> str:
-    return RESULT_NAMES.get(code, f"UNKNOWN_RESULT_{code}")
+    try:
+        return Result(code).name
+    except ValueError:
+        return f"UNKNOWN_RESULT_{code}"
 
 
 def result_error(code: int, detail: str = "") -> ResultCodeError:
@@ -265,7 +266,7 @@ def decode_reply(data: bytes) -> Reply:
         return Reply(op=opcode, result=result, lifetime=lifetime, epoch=epoch, length=len(data), nonce=nonce,
                      protocol_number=number, internal_port=internal, external_port=external,
                      external_address=unpack_address(address))
-    if opcode == OP_MAP and result == RESULT_SUCCESS:
+    if opcode == OP_MAP and result == Result.SUCCESS:
         raise MalformedPacket(f"MAP response of {len(data)} bytes, expected at least {MAP_LENGTH}")
     return Reply(op=opcode, result=result, lifetime=lifetime, epoch=epoch, length=len(data))
 
@@ -305,19 +306,19 @@ class Pending:
             return reply
         if reply.nonce is None:
             # A header-only MAP response: only an error may be so short.
-            return reply if reply.result != RESULT_SUCCESS else None
+            return reply if reply.result != Result.SUCCESS else None
         if (reply.nonce, reply.protocol_number, reply.internal_port) != (
             self.nonce, self.protocol_number, self.internal_port
         ):
             return None
-        if reply.result != RESULT_SUCCESS:
+        if reply.result != Result.SUCCESS:
             return reply
         if self.lifetime == 0:
             return reply if reply.lifetime == 0 else None
         return reply if reply.lifetime != 0 and reply.external_port != 0 else None
 
     def error(self, reply: Reply, where: str = "") -> Optional[ResultCodeError]:
-        if reply.result == RESULT_SUCCESS:
+        if reply.result == Result.SUCCESS:
             return None
         detail = f"PCP {self.describe} at gateway {where}" if where else f"PCP {self.describe}"
         return result_error(reply.result, detail)
@@ -359,7 +360,7 @@ def unsupported_version_answer(datagram: bytes) -> Optional[int]:
         and len(datagram) % 4 == 0
         and datagram[0] != wire_natpmp.VERSION
         and datagram[1] & RESPONSE_BIT
-        and datagram[3] == RESULT_UNSUPP_VERSION
+        and datagram[3] == Result.UNSUPP_VERSION
     ):
         return datagram[0]
     return None
@@ -410,4 +411,4 @@ def encode_map_response(
 
 def encode_announcement(epoch: int) -> bytes:
     """RFC 6887 section 14.1.3: the unsolicited ANNOUNCE response a restarted server multicasts."""
-    return encode_response(OP_ANNOUNCE, RESULT_SUCCESS, 0, epoch)
+    return encode_response(OP_ANNOUNCE, Result.SUCCESS, 0, epoch)
