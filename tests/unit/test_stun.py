@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portmap import stun, wire_stun
+from portmap import reachability, stun, wire_stun
 from portmap.errors import GatewayTimeout, StunError
 from portmap.stun import ADDRESS, ADDRESS_AND_PORT, INDEPENDENT, StunClient
 from stunnet import LOCAL, OTHER, PRIMARY, PUBLIC, Network
@@ -127,8 +127,8 @@ def test_parse_server_refuses(text):
 
 
 def test_nat_facts_without_a_server_contacts_nobody():
-    facts = stun.nat_facts("100.64.3.7", None)
+    facts = reachability.nat_facts("100.64.3.7", None)
     assert facts["nat"] is None and facts["reachable"] is False and facts["double_nat"] is True
     assert facts["warnings"] == ["the gateway's public address 100.64.3.7 is in the carrier-grade NAT range: "
                                  "this mapping is not reachable from the Internet"]
-    assert stun.nat_facts("11.22.33.2", None) == {"nat": None, "reachable": None, "double_nat": None, "warnings": []}
+    assert reachability.nat_facts("11.22.33.2", None) == {"nat": None, "reachable": None, "double_nat": None, "warnings": []}

@@ -124,7 +124,7 @@ def _nat(args: argparse.Namespace, ledger: Any, make_client: Callable[..., Any])
     import json
 
     from .manage import Manager
-    from .stun import nat_facts  # only this command needs STUN
+    from .reachability import nat_facts  # it loads the STUN client
 
     try:
         client = make_client()

@@ -23,22 +23,20 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional
-from urllib.parse import urlsplit
 
-from . import defaults, wire_natpmp, wire_pcp, wire_upnp
+from . import defaults, wire_natpmp, wire_pcp
 from .discovery import discover_gateway
 from .epoch import EpochObservation, lost_state
 from .errors import GatewayTimeout, InputError, PortmapError, UnsupportedVersion
 from .lock import HostLock, ProcessLock
 from .transport import DEFAULT_PORT, DEFAULT_TIMEOUT, Channel, Transport
-from .upnp import IgdSession
 
 PROTOCOLS = defaults.PROTOCOLS
 DEFAULT_LIFETIME = defaults.LIFETIME
 MAX_LIFETIME = wire_natpmp.MAX_LIFETIME
 NATPMP = wire_natpmp.METHOD
 PCP = wire_pcp.METHOD
-UPNP = wire_upnp.METHOD
+UPNP = defaults.UPNP
 AUTO = defaults.AUTO
 METHODS = defaults.METHODS  # what the modules, the renewal job and the command offer
 CLIENT_METHODS = METHODS + (UPNP,)  # UPnP IGD: the client only, for now
@@ -140,13 +138,17 @@ class Client:
         nonce_factory: Callable[[], bytes] = lambda: os.urandom(wire_pcp.NONCE_LENGTH),
         upnp_url: Optional[str] = None,
         description: str = "portmap.natpmp",
-        igd: Optional[IgdSession] = None,
+        igd: Optional[Any] = None,
     ) -> None:
         if method not in CLIENT_METHODS:
             raise InputError(f"method must be one of {', '.join(CLIENT_METHODS)}, got {method!r}")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise InputError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        explicit = gateway or (urlsplit(upnp_url).hostname if method == UPNP and upnp_url else None)
+        explicit = gateway
+        if method == UPNP and upnp_url and not gateway:
+            from urllib.parse import urlsplit  # pylint: disable=import-outside-toplevel
+
+            explicit = urlsplit(upnp_url).hostname
         self.gateway, self.found_in = discover_gateway(explicit)
         self.requested_method = method
         self.method: Optional[str] = None if method == AUTO else method
@@ -170,8 +172,10 @@ class Client:
         self._clock = clock
         self._nonce_factory = nonce_factory
         self.description = description
-        self.upnp: Optional[IgdSession] = None
+        self.upnp: Optional[Any] = None  # the IGD session (upnp.IgdSession) under "upnp"
         if method == UPNP:  # multicast SSDP only when no gateway was given
+            from .upnp import IgdSession  # pylint: disable=import-outside-toplevel  # NAT-PMP and PCP runs need none of it
+
             self.upnp = igd or IgdSession(self.gateway, upnp_url=upnp_url, multicast=not gateway and not upnp_url,
                                           timeout=timeout, source_address=source_address, clock=clock)
 
@@ -355,7 +359,7 @@ class Client:
         return Mapping(self.gateway, protocol, internal_port, external_port, lifetime, igd.uptime or 0, UPNP,
                        igd.rebooted, public_address=self.public_address_seen, permanent=permanent)
 
-    def _igd(self) -> IgdSession:
+    def _igd(self) -> Any:
         if self.upnp is None:
             raise PortmapError(f"not a UPnP IGD client (method {self.requested_method})")
         return self.upnp

@@ -13,3 +13,4 @@ LIFETIME = 7200  # RFC 6886 section 3.3 recommends two hours
 PROTOCOLS = ("tcp", "udp")
 AUTO = "auto"
 METHODS = (AUTO, "pcp", "natpmp")
+UPNP = "upnp"  # UPnP IGD: the client speaks it; the modules and the command do not offer it yet

@@ -20,9 +20,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client, Mapping
 from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError
 from .ledger import DEFAULT_PATH, Entry, Ledger, LedgerData, LedgerError, LedgerWriteFailed
-from .reachability import assess
+from .reachability import assess, nat_facts
 from .reconcile import Undo, note_failure, one_port, record, split_ports, walk
-from .stun import nat_facts
 
 PROTOCOL_CHOICES = PROTOCOLS + ("both",)
 

@@ -98,3 +98,19 @@ def assess(public_address: Optional[str], stun_address: Optional[str] = None, st
     if stun_address:
         return Reachability(True, False)
     return Reachability(None, None)
+
+
+def nat_facts(public_address: Optional[str], stun_server: Optional[str], timeout: float = 3.0,
+              source_address: Optional[str] = None) -> Dict[str, Any]:
+    """``nat`` (the STUN classification, when a server is given), ``double_nat``, ``reachable``, ``warnings``.
+
+    No server is contacted unless one is given; the STUN client is loaded only then.
+    """
+    behaviour = None
+    if stun_server:
+        from .stun import StunClient, parse_server  # pylint: disable=import-outside-toplevel
+
+        behaviour = StunClient(parse_server(stun_server), timeout=timeout, source_address=source_address).classify()
+    seen = behaviour.mapped[0] if behaviour and behaviour.mapped else None
+    verdict = assess(public_address, seen, stun_server or "")
+    return dict(verdict.as_dict(), nat=behaviour.as_dict() if behaviour else None)

@@ -28,7 +28,6 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import wire_stun
 from .errors import GatewayTimeout, PortmapError, StunError
-from .reachability import assess
 from .transport import Channel, Transport, receive_from
 
 DEFAULT_STUN_PORT = 3478
@@ -297,14 +296,3 @@ class StunClient:
                 result.filtering = ADDRESS_AND_PORT
         finally:
             endpoint.close()
-
-
-def nat_facts(public_address: Optional[str], stun_server: Optional[str], timeout: float = DEFAULT_TIMEOUT,
-              source_address: Optional[str] = None) -> Dict[str, Any]:
-    """``nat`` (the STUN classification, when a server is given), ``double_nat``, ``reachable``, ``warnings``."""
-    behaviour = None
-    if stun_server:
-        behaviour = StunClient(parse_server(stun_server), timeout=timeout, source_address=source_address).classify()
-    seen = behaviour.mapped[0] if behaviour and behaviour.mapped else None
-    verdict = assess(public_address, seen, stun_server or "")
-    return dict(verdict.as_dict(), nat=behaviour.as_dict() if behaviour else None)

@@ -17,11 +17,17 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import urljoin
 from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
-from . import errors
+from . import defaults, errors
 
-METHOD = "upnp"
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
+
+
+def escape(text: str) -> str:
+    """XML-escape a value for an element or an attribute (xml.sax.saxutils would pull in urllib.request)."""
+    return "".join(_ESCAPES.get(char, char) for char in text)
+
+METHOD = defaults.UPNP
 MAX_DOCUMENT = 64 * 1024
 SOAP_ENVELOPE = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_ENCODING = "http://schemas.xmlsoap.org/soap/encoding/"
