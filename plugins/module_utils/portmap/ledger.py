@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from . import defaults
 from .epoch import EpochObservation
 from .errors import PortmapError
-from .lock import HostLock, lock_path_for
+from .lock import HostLock, check_private_folder, lock_path_for
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = defaults.LEDGER_PATH
@@ -318,6 +318,10 @@ class Ledger:
         take back on the gateway what the ledger cannot record; its account joins the
         error.
         """
+        if not os.path.isdir(self.folder):
+            raise LedgerError(f"cannot write ledger {self.path}: the folder {self.folder} does not exist; nothing "
+                              "was sent to the gateway")
+        check_private_folder(self.folder, "ledger")
         with self.lock:
             data = self.load()
             before = parse_document(data.to_document(), self.path)
