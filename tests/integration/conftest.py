@@ -10,7 +10,7 @@ import pytest
 
 from tests.harness import miniupnpd as miniupnpd_mod
 from tests.harness.netns import Topology, existing_namespaces, netns_available
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")

@@ -18,7 +18,7 @@ from portmap.ledger import Ledger
 from portmap.lock import HostLock
 from portmap.manage import Desired, Manager
 from portmap.renew import Renewer
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 ROUNDS = 200
 STEADY = [Desired("tcp", port, port, 3600) for port in range(10000, 10005)]  # declared every round

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.simgw.gateway import SimulatedGateway, control
+from simgw import SimulatedGateway, control
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
@@ -70,7 +70,7 @@ def run_playbook(name, collections_path, tmp_path, extra_vars, check=False):
 
 
 def ctl_argv(gw):
-    return [sys.executable, str(REPO / "tests" / "simgw" / "gateway.py"), "ctl", gw.control_path]
+    return [sys.executable, "-m", "simgw", "ctl", gw.control_path]  # PYTHONPATH is the checkout
 
 
 def base_vars(gw, tmp_path, method="auto"):

@@ -24,7 +24,7 @@ from portmap.ledger import Ledger
 from portmap.lock import HostLock
 from portmap.manage import Desired, Manager
 from tests.integration.test_playbooks import ANSIBLE_PLAYBOOK, PLAYBOOKS, collections_path  # noqa: F401  pylint: disable=unused-import
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from portmap.cli import main; "

@@ -28,7 +28,7 @@ from fakes import GATEWAY, FakeChannel, FakeClock
 from portmap import wire_natpmp, wire_pcp
 from portmap.client import Client
 from portmap.errors import GatewayTimeout
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 FUZZ = settings(

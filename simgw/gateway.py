@@ -2,11 +2,11 @@
 
 Run it as a command to test playbooks without a router:
 
-    python tests/simgw/gateway.py --listen 127.0.0.5:5351 --control /tmp/gw.sock
+    python3 -m simgw --listen 127.0.0.5:5351 --control /tmp/gw.sock
 
 and drive it with one JSON command per line on the control socket:
 
-    python tests/simgw/gateway.py ctl /tmp/gw.sock '{"cmd": "table"}'
+    python3 -m simgw ctl /tmp/gw.sock '{"cmd": "table"}'
 
 The wire formats are the collection's own (plugins/module_utils/portmap/wire_natpmp.py
 and wire_pcp.py, server side); their bytes are held to a real gateway's by the test
@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-_MODULE_UTILS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "plugins", "module_utils")
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plugins", "module_utils")
 if _MODULE_UTILS not in sys.path:
     sys.path.insert(0, _MODULE_UTILS)
 
@@ -785,7 +785,7 @@ def _parse_listen(value: str) -> Address:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["ctl"]:
-        parser = argparse.ArgumentParser(prog="gateway.py ctl", description="Send control commands to a running simulated gateway.")
+        parser = argparse.ArgumentParser(prog="python3 -m simgw ctl", description="Send control commands to a running simulated gateway.")
         parser.add_argument("control", help="path of the gateway's control socket")
         parser.add_argument("commands", nargs="+", help="JSON commands, e.g. '{\"cmd\": \"table\"}'")
         args = parser.parse_args(argv[1:])
@@ -796,9 +796,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             status |= 0 if answer.get("ok") else 1
         return status
     parser = argparse.ArgumentParser(
+        prog="python3 -m simgw",
         description="Simulated NAT-PMP (RFC 6886) and PCP (RFC 6887) gateway with a JSON control channel and "
         "fault injection. "
-        "Use 'gateway.py ctl SOCKET JSON...' to send control commands.")
+        "Use 'python3 -m simgw ctl SOCKET JSON...' to send control commands.")
     parser.add_argument("--listen", default="127.0.0.1:5351", help="ADDRESS:PORT to serve (default 127.0.0.1:5351)")
     parser.add_argument("--control", help="path of the Unix control socket")
     parser.add_argument("--public-address", default="11.22.33.2", help="the public address to report")
@@ -824,7 +825,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                    args.uptime)
         gateway.bind()
     except (OSError, ValueError) as exc:
-        print(f"gateway.py: {exc}", file=sys.stderr)
+        print(f"simgw: {exc}", file=sys.stderr)
         return 2
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -840,5 +841,3 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
