@@ -1,5 +1,7 @@
-"""The simulated NAT-PMP and PCP gateway: ``python3 -m simgw`` from the collection's root (see README.md)."""
+"""The simulated gateway: ``python3 -m simgw`` from the collection's root (see README.md)."""
 
-from .gateway import SimulatedGateway, control, in_private_netns
+from .control import control
+from .gateway import SimulatedGateway
+from .netns import in_private_netns
 
 __all__ = ["SimulatedGateway", "control", "in_private_netns"]

@@ -1,7 +1,89 @@
-"""``python3 -m simgw``: the simulated gateway, or ``python3 -m simgw ctl SOCKET JSON...``."""
+"""``python3 -m simgw``: run the simulated gateway; ``python3 -m simgw ctl SOCKET JSON...``: drive one."""
 
+from __future__ import annotations
+
+import argparse
+import json
+import signal
 import sys
+from typing import Any, List, Optional, Tuple
 
-from .gateway import main
+from ._codecs import wire_natpmp as wire
+from .control import control
+from .gateway import SPEAKS, SimulatedGateway
 
-sys.exit(main())
+
+def _parse_listen(value: str) -> Tuple[str, int]:
+    host, _colon, port = value.rpartition(":")
+    return host or "127.0.0.1", int(port or wire.SERVER_PORT)
+
+
+def ctl(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m simgw ctl", description="Send control commands to a running simulated gateway.")
+    parser.add_argument("control", help="path of the gateway's control socket")
+    parser.add_argument("commands", nargs="+", help="JSON commands, e.g. '{\"cmd\": \"table\"}'")
+    args = parser.parse_args(argv)
+    status = 0
+    for text in args.commands:
+        answer = control(args.control, json.loads(text))
+        print(json.dumps(answer))
+        status |= 0 if answer.get("ok") else 1
+    return status
+
+
+def parser_of() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m simgw",
+        description="Simulated NAT-PMP (RFC 6886) and PCP (RFC 6887) gateway with a JSON control channel and "
+        "fault injection. "
+        "Use 'python3 -m simgw ctl SOCKET JSON...' to send control commands.")
+    parser.add_argument("--listen", default="127.0.0.1:5351", help="ADDRESS:PORT to serve (default 127.0.0.1:5351)")
+    parser.add_argument("--control", help="path of the Unix control socket")
+    parser.add_argument("--public-address", default="11.22.33.2", help="the public address to report")
+    parser.add_argument("--lifetime-cap", type=int, default=86400, help="longest lifetime granted, seconds")
+    parser.add_argument("--max-mappings", type=int, default=65536, help="table size; beyond it OUT_OF_RESOURCES")
+    parser.add_argument("--unsupported-version", choices=("reply", "silent"), default="reply",
+                        help="answer a nonzero version with an 8-byte result 1 reply, or stay silent like miniupnpd")
+    parser.add_argument("--announce", choices=("off", "loopback", "multicast"), default="off",
+                        help="announcements on start and reboot: off, to 127.0.0.1:5350, or to 224.0.0.1:5350 "
+                        "(multicast only inside a network namespace other than the initial one)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault injection's random numbers")
+    parser.add_argument("--uptime", type=int, default=0,
+                        help="epoch at start, seconds, as if up that long (PCP forgives an epoch one second back, "
+                        "so a reboot of a gateway up for less than two seconds does not show)")
+    parser.add_argument("--speaks", choices=SPEAKS, default="both",
+                        help="protocols answered: both (default), natpmp, pcp, or drop-pcp (NAT-PMP only, PCP dropped)")
+    parser.add_argument("--ready-file", help="file written once the gateway listens")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ctl"]:
+        return ctl(argv[1:])
+    args = parser_of().parse_args(argv)
+    address, port = _parse_listen(args.listen)
+    try:
+        gateway = SimulatedGateway(address, port, args.control, args.public_address, args.lifetime_cap,
+                                   args.max_mappings, args.unsupported_version, args.announce, args.seed, args.speaks,
+                                   args.uptime)
+        gateway.bind()
+    except (OSError, ValueError) as exc:
+        print(f"simgw: {exc}", file=sys.stderr)
+        return 2
+
+    def stop(_signum: int, _frame: Any) -> None:
+        gateway.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"READY {address}:{port}", flush=True)
+    if args.ready_file:
+        with open(args.ready_file, "w", encoding="ascii") as handle:
+            handle.write(f"{address}:{port}\n")
+    gateway.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

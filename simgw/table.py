@@ -1,0 +1,102 @@
+"""The one mapping table every protocol of the simulated gateway shares, with its authorization rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+Key = Tuple[Any, ...]  # (client, protocol, internal port)
+PORT_RANGE = (1024, 65535)
+
+
+@dataclass
+class Mapping:
+    client: str
+    protocol: str
+    internal_port: int
+    external_port: int
+    lifetime: int
+    expires: float  # monotonic
+    method: str = "natpmp"
+    nonce: str = ""  # PCP: the nonce that made it (hex); only it may renew or delete the mapping
+
+    def view(self, now: float) -> Dict[str, Any]:
+        return {
+            "method": self.method,
+            "nonce": self.nonce,
+            "client": self.client,
+            "protocol": self.protocol,
+            "internal_port": self.internal_port,
+            "external_port": self.external_port,
+            "lifetime": self.lifetime,
+            "expires_in": round(max(0.0, self.expires - now), 3),
+        }
+
+
+@dataclass
+class Rule:
+    action: str  # allow | deny
+    network: ipaddress.IPv4Network
+    low: int
+    high: int
+
+    @classmethod
+    def parse(cls, data: Dict[str, Any]) -> "Rule":
+        action = data.get("action")
+        if action not in ("allow", "deny"):
+            raise ValueError(f"rule action must be allow or deny, got {action!r}")
+        ports = str(data.get("ports", "0-65535"))
+        low, _dash, high = ports.partition("-")
+        return cls(action, ipaddress.IPv4Network(data.get("client", "0.0.0.0/0"), strict=False),
+                   int(low), int(high or low))
+
+    def matches(self, client: str, port: int) -> bool:
+        return ipaddress.IPv4Address(client) in self.network and self.low <= port <= self.high
+
+    def view(self) -> Dict[str, Any]:
+        return {"action": self.action, "client": str(self.network), "ports": f"{self.low}-{self.high}"}
+
+
+class MappingTable(Dict[Key, Mapping]):
+    """The mappings by (client, protocol, internal port), and the rules that authorize new ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rules: List[Rule] = []
+
+    def expire(self, now: float) -> None:
+        for key in [k for k, m in self.items() if m.expires <= now]:
+            del self[key]
+
+    def rows(self) -> List[Mapping]:
+        return sorted(self.values(), key=lambda m: (m.client, m.protocol, m.internal_port))
+
+    def free_port(self, protocol: str, start: int, owner: Key) -> Optional[int]:
+        """The first port from ``start`` on (wrapping around) that no other mapping of ``protocol`` holds."""
+        low, high = PORT_RANGE
+        span = high - low + 1
+        first = start if low <= start <= high else low
+        used = {m.external_port for k, m in self.items() if k[1] == protocol and k != owner}
+        for step in range(span):
+            port = low + (first - low + step) % span
+            if port not in used:
+                return port
+        return None
+
+    def add(self, key: Key, suggested: int, lifetime: int, limit: int, method: str, nonce: str = "") -> Optional[Mapping]:
+        """Map ``key`` to a free port (``suggested`` or the next free one); None when ``limit`` mappings exist or no port is free."""
+        if len(self) >= limit:
+            return None
+        external = self.free_port(key[1], suggested, key)
+        if external is None:
+            return None
+        mapping = self[key] = Mapping(key[0], key[1], key[2], external, lifetime, time.monotonic() + lifetime, method, nonce)
+        return mapping
+
+    def authorized(self, client: str, port: int) -> bool:
+        for rule in self.rules:
+            if rule.matches(client, port):
+                return rule.action == "allow"
+        return True
