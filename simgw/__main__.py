@@ -11,11 +11,19 @@ from typing import Any, List, Optional, Tuple
 from ._codecs import wire_natpmp as wire
 from .control import control
 from .gateway import SPEAKS, SimulatedGateway
+from .table import EXTERNAL_PORTS, parse_port_range
 
 
 def _parse_listen(value: str) -> Tuple[str, int]:
     host, _colon, port = value.rpartition(":")
     return host or "127.0.0.1", int(port or wire.SERVER_PORT)
+
+
+def _port_range(value: str) -> Tuple[int, int]:
+    try:
+        return parse_port_range(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def ctl(argv: List[str]) -> int:
@@ -53,6 +61,13 @@ def parser_of() -> argparse.ArgumentParser:
                         "so a reboot of a gateway up for less than two seconds does not show)")
     parser.add_argument("--speaks", choices=SPEAKS, default="both",
                         help="protocols answered: both (default), natpmp, pcp, or drop-pcp (NAT-PMP only, PCP dropped)")
+    parser.add_argument("--external-ports", choices=EXTERNAL_PORTS, default="suggested",
+                        help="external port of a new mapping: the suggested one (or the next free one), or random "
+                        "(a free port drawn from --port-range whatever was suggested, as VPN providers' gateways do; "
+                        "a renewal keeps its port, a reboot forgets it)")
+    parser.add_argument("--port-range", type=_port_range, default="1024-65535",
+                        help="LOW-HIGH, the external ports handed out (default 1024-65535)")
+    parser.add_argument("--port-seed", type=int, default=0, help="seed of the random external ports")
     parser.add_argument("--ready-file", help="file written once the gateway listens")
     return parser
 
@@ -66,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         gateway = SimulatedGateway(address, port, args.control, args.public_address, args.lifetime_cap,
                                    args.max_mappings, args.unsupported_version, args.announce, args.seed, args.speaks,
-                                   args.uptime)
+                                   args.uptime, args.external_ports, args.port_range, args.port_seed)
         gateway.bind()
     except (OSError, ValueError) as exc:
         print(f"simgw: {exc}", file=sys.stderr)

@@ -31,7 +31,7 @@ from .faults import Fault, Faults, malform
 from .natpmp import NatPmp
 from .netns import in_private_netns, refuse_multicast
 from .pcp import Pcp
-from .table import MappingTable
+from .table import EXTERNAL_PORTS, PORT_RANGE, MappingTable, parse_port_range
 
 Address = Tuple[str, int]
 SPEAKS = ("both", "natpmp", "pcp", "drop-pcp")
@@ -63,6 +63,9 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         seed: int = 0,
         speaks: str = "both",
         uptime: int = 0,
+        external_ports: str = "suggested",
+        port_range: Tuple[int, int] = PORT_RANGE,
+        port_seed: int = 0,
     ) -> None:
         self.uptime = uptime  # the epoch at start, as if the gateway had been up this long
         if speaks not in SPEAKS:
@@ -77,7 +80,7 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         self.unsupported_version = unsupported_version
         self.announce_mode = announce
         self.faults = Faults(seed)
-        self.table = MappingTable()
+        self.table = MappingTable(external_ports, port_range, port_seed)
         self.natpmp = NatPmp(self)
         self.pcp = Pcp(self)
         self.log: List[Dict[str, Any]] = []
@@ -108,7 +111,36 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
             "max_mappings": int,
             "unsupported_version": _choice(("reply", "silent"), "unsupported_version must be reply or silent"),
             "speaks": _choice(SPEAKS, f"speaks must be one of {', '.join(SPEAKS)}"),
+            "external_ports": _choice(EXTERNAL_PORTS, "external_ports must be suggested or random"),
+            "port_range": lambda value: "-".join(map(str, parse_port_range(value))),
+            "port_seed": int,
         }
+
+    # The table's way of choosing external ports, as settings of the gateway.
+
+    @property
+    def external_ports(self) -> str:
+        return self.table.external_ports
+
+    @external_ports.setter
+    def external_ports(self, value: str) -> None:
+        self.table.external_ports = value
+
+    @property
+    def port_range(self) -> str:
+        return "-".join(map(str, self.table.port_range))
+
+    @port_range.setter
+    def port_range(self, value: str) -> None:
+        self.table.port_range = parse_port_range(value)
+
+    @property
+    def port_seed(self) -> int:
+        return self.table.port_seed
+
+    @port_seed.setter
+    def port_seed(self, value: int) -> None:
+        self.table.seed_ports(value)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import ipaddress
+import random
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 Key = Tuple[Any, ...]  # (client, protocol, internal port)
 PORT_RANGE = (1024, 65535)
+EXTERNAL_PORTS = ("suggested", "random")
+
+
+def parse_port_range(value: Any) -> Tuple[int, int]:
+    """``"LOW-HIGH"`` (or a pair) as a range of ports from 1 to 65535."""
+    if isinstance(value, str):
+        low, _dash, high = value.partition("-")
+        bounds = (int(low), int(high or low))
+    else:
+        bounds = (int(value[0]), int(value[1]))
+    if not 1 <= bounds[0] <= bounds[1] <= 65535:
+        raise ValueError(f"port range must be LOW-HIGH with 1 <= LOW <= HIGH <= 65535, got {value!r}")
+    return bounds
 
 
 @dataclass
@@ -60,11 +74,27 @@ class Rule:
 
 
 class MappingTable(Dict[Key, Mapping]):
-    """The mappings by (client, protocol, internal port), and the rules that authorize new ones."""
+    """The mappings by (client, protocol, internal port), and the rules that authorize new ones.
 
-    def __init__(self) -> None:
+    ``external_ports`` says how a new mapping's external port is chosen: ``suggested`` (the
+    client's suggestion, or the next free port after it) or ``random`` (a free port drawn from
+    ``port_range``, whatever was suggested, as the NAT-PMP gateways of VPN providers do).
+    """
+
+    def __init__(self, external_ports: str = "suggested", port_range: Tuple[int, int] = PORT_RANGE,
+                 port_seed: int = 0) -> None:
         super().__init__()
         self.rules: List[Rule] = []
+        if external_ports not in EXTERNAL_PORTS:
+            raise ValueError(f"external_ports must be suggested or random, got {external_ports!r}")
+        self.external_ports = external_ports
+        self.port_range = parse_port_range(port_range)
+        self.port_seed = port_seed
+        self.port_random = random.Random(port_seed)
+
+    def seed_ports(self, seed: int) -> None:
+        self.port_seed = seed
+        self.port_random.seed(seed)
 
     def expire(self, now: float) -> None:
         for key in [k for k, m in self.items() if m.expires <= now]:
@@ -74,11 +104,14 @@ class MappingTable(Dict[Key, Mapping]):
         return sorted(self.values(), key=lambda m: (m.client, m.protocol, m.internal_port))
 
     def free_port(self, protocol: str, start: int, owner: Key) -> Optional[int]:
-        """The first port from ``start`` on (wrapping around) that no other mapping of ``protocol`` holds."""
-        low, high = PORT_RANGE
+        """The first port from ``start`` on (a random one under ``random``), wrapping around, that no other
+        mapping of ``protocol`` holds."""
+        low, high = self.port_range
         span = high - low + 1
         first = start if low <= start <= high else low
         used = {m.external_port for k, m in self.items() if k[1] == protocol and k != owner}
+        if self.external_ports == "random":
+            first = self.port_random.randint(low, high)
         for step in range(span):
             port = low + (first - low + step) % span
             if port not in used:
@@ -86,7 +119,7 @@ class MappingTable(Dict[Key, Mapping]):
         return None
 
     def add(self, key: Key, suggested: int, lifetime: int, limit: int, method: str, nonce: str = "") -> Optional[Mapping]:
-        """Map ``key`` to a free port (``suggested`` or the next free one); None when ``limit`` mappings exist or no port is free."""
+        """Map ``key`` to a free port (see ``external_ports``); None when ``limit`` mappings exist or no port is free."""
         if len(self) >= limit:
             return None
         external = self.free_port(key[1], suggested, key)
