@@ -11,6 +11,8 @@ from typing import Any, List, Optional, Tuple
 from ._codecs import wire_natpmp as wire
 from .control import control
 from .gateway import SPEAKS, SimulatedGateway
+from .igd import IGD_VERSIONS
+from .ssdp import SSDP_MODES
 from .table import EXTERNAL_PORTS, parse_port_range
 
 
@@ -60,7 +62,15 @@ def parser_of() -> argparse.ArgumentParser:
                         help="epoch at start, seconds, as if up that long (PCP forgives an epoch one second back, "
                         "so a reboot of a gateway up for less than two seconds does not show)")
     parser.add_argument("--speaks", choices=SPEAKS, default="both",
-                        help="protocols answered: both (default), natpmp, pcp, or drop-pcp (NAT-PMP only, PCP dropped)")
+                        help="protocols answered: both (default), natpmp, pcp, drop-pcp (NAT-PMP only, PCP dropped), "
+                        "or none (NAT-PMP and PCP dropped: an IGD-only router with --igd)")
+    parser.add_argument("--igd", choices=IGD_VERSIONS, default="off",
+                        help="UPnP IGD too: off (default), v1 or v2 (InternetGatewayDevice:1 or :2), on the same table")
+    parser.add_argument("--http-port", type=int, default=5000, help="port of the IGD's description and control (default 5000)")
+    parser.add_argument("--ssdp", choices=SSDP_MODES, default="unicast",
+                        help="the IGD's SSDP responder: unicast (M-SEARCH sent to the --listen address, default), "
+                        "multicast (also on the group 239.255.255.250; only inside a network namespace of its own), or off")
+    parser.add_argument("--ssdp-port", type=int, default=1900, help="port of the SSDP responder (default 1900)")
     parser.add_argument("--external-ports", choices=EXTERNAL_PORTS, default="suggested",
                         help="external port of a new mapping: the suggested one (or the next free one), or random "
                         "(a free port drawn from --port-range whatever was suggested, as VPN providers' gateways do; "
@@ -81,7 +91,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         gateway = SimulatedGateway(address, port, args.control, args.public_address, args.lifetime_cap,
                                    args.max_mappings, args.unsupported_version, args.announce, args.seed, args.speaks,
-                                   args.uptime, args.external_ports, args.port_range, args.port_seed)
+                                   args.uptime, args.external_ports, args.port_range, args.port_seed, args.igd, args.http_port,
+                                   args.ssdp, args.ssdp_port)
         gateway.bind()
     except (OSError, ValueError) as exc:
         print(f"simgw: {exc}", file=sys.stderr)
@@ -92,7 +103,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"READY {address}:{port}", flush=True)
+    print(f"READY {address}:{port}" + (f" IGD {gateway.igd.location()}" if gateway.igd else ""), flush=True)
     if args.ready_file:
         with open(args.ready_file, "w", encoding="ascii") as handle:
             handle.write(f"{address}:{port}\n")

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from ._codecs import wire_natpmp as wire
+from .streams import StreamServer
 from .table import Mapping, Rule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,67 +35,30 @@ def control(path: str, command: Dict[str, Any], timeout: float = 10.0) -> Dict[s
     return json.loads(buffer)
 
 
-class ControlChannel:
+class ControlChannel(StreamServer):
     """The control socket of one gateway, served in the gateway's loop, and the commands it runs."""
 
     def __init__(self, gateway: "SimulatedGateway", path: str) -> None:
+        super().__init__()
         self.gw = gateway
         self.path = path
-        self._listener: Optional[socket.socket] = None
-        self._buffers: Dict[socket.socket, bytes] = {}
 
     # ------------------------------------------------------------------ socket
 
     def bind(self, selector: selectors.BaseSelector) -> None:
         if os.path.exists(self.path):
             os.unlink(self.path)
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.path)
         os.chmod(self.path, 0o600)
-        self._listener.listen(16)
-        self._listener.setblocking(False)
-        self._selector = selector
-        selector.register(self._listener, selectors.EVENT_READ, self._on_accept)
+        self.listen(listener, selector)
 
     def close(self) -> None:
-        for conn in list(self._buffers):
-            self._drop(conn)
-        if self._listener is not None:
-            try:
-                self._selector.unregister(self._listener)
-            except (KeyError, ValueError):
-                pass
-            self._listener.close()
-            self._listener = None
+        super().close()
         if os.path.exists(self.path):
             os.unlink(self.path)
 
-    def _on_accept(self, sock: socket.socket) -> None:
-        try:
-            conn, _peer = sock.accept()
-        except OSError:
-            return
-        conn.setblocking(False)
-        self._buffers[conn] = b""
-        self._selector.register(conn, selectors.EVENT_READ, self._on_data)
-
-    def _drop(self, conn: socket.socket) -> None:
-        self._buffers.pop(conn, None)
-        try:
-            self._selector.unregister(conn)
-        except (KeyError, ValueError):
-            pass
-        conn.close()
-
-    def _on_data(self, conn: socket.socket) -> None:
-        try:
-            chunk = conn.recv(65536)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self._drop(conn)
-            return
-        buffer = self._buffers[conn] + chunk
+    def received(self, conn: socket.socket, buffer: bytes, peer: str) -> Optional[bytes]:
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
             if line.strip():
@@ -103,10 +67,10 @@ class ControlChannel:
                 try:
                     conn.sendall(json.dumps(answer).encode() + b"\n")
                 except OSError:
-                    self._drop(conn)
-                    return
+                    self.drop(conn)
+                    return None
                 conn.setblocking(False)
-        self._buffers[conn] = buffer
+        return buffer
 
     # ------------------------------------------------------------------ commands
 
@@ -131,6 +95,8 @@ class ControlChannel:
             status = {"epoch": gw.epoch, "public_address": gw.public_address, "mappings": len(gw.table),
                       "requests": gw.requests, "replies": gw.replies}
             status.update({key: getattr(gw, key) for key in gw.settings() if key != "public_address"})
+            if gw.igd is not None:
+                status.update(igd=f"v{gw.igd.version}", location=gw.igd.location(), ssdp=gw.igd.ssdp.mode)
             return dict(status, rules=[r.view() for r in gw.table.rules], faults=gw.faults.views())
         if name == "reboot":
             gw.reboot()

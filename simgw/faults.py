@@ -8,7 +8,8 @@ from typing import Any, Dict, List, Optional
 
 from ._codecs import wire_pcp as pcp
 
-FAULT_KINDS = ("drop", "delay", "wrong_source", "truncate", "malformed", "result", "late", "reboot")
+FAULT_KINDS = ("drop", "delay", "wrong_source", "truncate", "malformed", "result", "late", "reboot",
+               "close", "stall", "location", "description")
 
 
 @dataclass
@@ -19,8 +20,8 @@ class Fault:
     count: Optional[int] = None
     probability: float = 1.0
     params: Dict[str, Any] = field(default_factory=dict)
-    ops: Optional[List[str]] = None  # "public" (NAT-PMP op 0, PCP ANNOUNCE), "map": which requests
-    methods: Optional[List[str]] = None  # "natpmp", "pcp": which protocol's requests
+    ops: Optional[List[str]] = None  # "public" (NAT-PMP op 0, PCP ANNOUNCE), "map", a SOAP action, "description", "search"
+    methods: Optional[List[str]] = None  # "natpmp", "pcp", "upnp" (HTTP), "ssdp": which protocol's requests
     after: int = 0  # matching requests let through before the fault applies
 
     def view(self) -> Dict[str, Any]:

@@ -30,11 +30,13 @@ from .control import ControlChannel, control
 from .faults import Fault, Faults, malform
 from .natpmp import NatPmp
 from .netns import in_private_netns, refuse_multicast
+from .igd import IGD_VERSIONS, LEASE_POLICIES, Igd
 from .pcp import Pcp
+from .streams import unregister
 from .table import EXTERNAL_PORTS, PORT_RANGE, MappingTable, parse_port_range
 
 Address = Tuple[str, int]
-SPEAKS = ("both", "natpmp", "pcp", "drop-pcp")
+SPEAKS = ("both", "natpmp", "pcp", "drop-pcp", "none")
 
 __all__ = ["SimulatedGateway", "control", "in_private_netns", "SPEAKS"]
 
@@ -66,6 +68,10 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         external_ports: str = "suggested",
         port_range: Tuple[int, int] = PORT_RANGE,
         port_seed: int = 0,
+        igd: str = "off",
+        http_port: int = 5000,
+        ssdp: str = "unicast",
+        ssdp_port: int = 1900,
     ) -> None:
         self.uptime = uptime  # the epoch at start, as if the gateway had been up this long
         if speaks not in SPEAKS:
@@ -83,6 +89,11 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         self.table = MappingTable(external_ports, port_range, port_seed)
         self.natpmp = NatPmp(self)
         self.pcp = Pcp(self)
+        self.lease_policy = "any"  # UPnP: permanent-only (725 for a lease), no-permanent (402 for lease 0)
+        self.secure_mode = False  # UPnP: a mapping only for the asking host (718; AddAnyPortMapping 606)
+        if igd not in IGD_VERSIONS:
+            raise ValueError(f"igd must be one of {', '.join(IGD_VERSIONS)}, got {igd!r}")
+        self.igd: Optional[Igd] = Igd(self, igd, http_port, ssdp, ssdp_port) if igd != "off" else None
         self.log: List[Dict[str, Any]] = []
         self.log_limit = 10000
         self.requests = 0
@@ -114,6 +125,8 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
             "external_ports": _choice(EXTERNAL_PORTS, "external_ports must be suggested or random"),
             "port_range": lambda value: "-".join(map(str, parse_port_range(value))),
             "port_seed": int,
+            "lease_policy": _choice(LEASE_POLICIES, f"lease_policy must be one of {', '.join(LEASE_POLICIES)}"),
+            "secure_mode": bool,
         }
 
     # The table's way of choosing external ports, as settings of the gateway.
@@ -153,6 +166,8 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
         if self._control is not None:
             self._control.bind(self._selector)
+        if self.igd is not None:
+            self.igd.bind(self._selector)
         self.started = time.monotonic() - self.uptime
         self._announce()
 
@@ -207,12 +222,11 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         self._stop_announcing()
         if self._control is not None:
             self._control.close()
+        if self.igd is not None:
+            self.igd.close()
         for sock in (self._sock, self._wake_r, self._wake_w):
             if sock is not None:
-                try:
-                    self._selector.unregister(sock)
-                except (KeyError, ValueError):
-                    pass
+                unregister(self._selector, sock)
                 sock.close()
         self._selector.close()
 
@@ -232,6 +246,8 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
     def reboot(self) -> None:
         self.table.clear()
         self.started = time.monotonic()
+        if self.igd is not None:
+            self.igd.rebooted()
         self._announce()
 
     def clear_held(self) -> None:
@@ -266,6 +282,9 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
                 "reboot", "public" if data[1] == 0 else "map", "pcp" if version >= pcp.VERSION else "natpmp"):
             entry["fault"] = "reboot"
             self.reboot()  # the gateway restarts just before it handles this request
+        if self.speaks == "none":
+            entry["answer"] = "dropped: neither NAT-PMP nor PCP is spoken here"
+            return None
         pcp_spoken = self.speaks in ("both", "pcp")
         if version >= pcp.VERSION or (version != wire.VERSION and self.speaks == "pcp"):
             entry["method"] = "pcp"
@@ -369,7 +388,7 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         if self.announce_mode == "off":
             return
         datagrams = []
-        if self.speaks != "pcp":
+        if self.speaks not in ("pcp", "none"):
             datagrams.append(self.natpmp.announcement())
         if self.speaks in ("both", "pcp"):
             datagrams.append(self.pcp.announcement())

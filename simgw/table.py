@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -35,8 +36,22 @@ class Mapping:
     expires: float  # monotonic
     method: str = "natpmp"
     nonce: str = ""  # PCP: the nonce that made it (hex); only it may renew or delete the mapping
+    description: str = ""  # UPnP: NewPortMappingDescription
+
+    @property
+    def permanent(self) -> bool:
+        return self.expires == math.inf
+
+    def remaining(self, now: float) -> int:
+        """Seconds left (UPnP's NewLeaseDuration): 0 for a permanent mapping."""
+        return 0 if self.permanent else max(0, int(self.expires - now))
 
     def view(self, now: float) -> Dict[str, Any]:
+        if self.method == "upnp":
+            return dict(self._view(now), description=self.description)
+        return self._view(now)
+
+    def _view(self, now: float) -> Dict[str, Any]:
         return {
             "method": self.method,
             "nonce": self.nonce,
@@ -45,7 +60,7 @@ class Mapping:
             "internal_port": self.internal_port,
             "external_port": self.external_port,
             "lifetime": self.lifetime,
-            "expires_in": round(max(0.0, self.expires - now), 3),
+            "expires_in": None if self.permanent else round(max(0.0, self.expires - now), 3),
         }
 
 
@@ -99,6 +114,13 @@ class MappingTable(Dict[Key, Mapping]):
     def expire(self, now: float) -> None:
         for key in [k for k, m in self.items() if m.expires <= now]:
             del self[key]
+
+    def holder(self, protocol: str, external_port: int) -> Optional[Tuple[Key, Mapping]]:
+        """The mapping of ``protocol`` that holds ``external_port``, with its key, or None."""
+        for key, mapping in self.items():
+            if mapping.protocol == protocol and mapping.external_port == external_port:
+                return key, mapping
+        return None
 
     def rows(self) -> List[Mapping]:
         return sorted(self.values(), key=lambda m: (m.client, m.protocol, m.internal_port))
