@@ -3,7 +3,7 @@
 The mappings are the gateway's one table, shared with NAT-PMP and PCP as miniupnpd shares
 its rules: a UPnP mapping and a NAT-PMP mapping of the same external port collide.  The
 answers follow miniupnpd 2.3.1 (Debian's build, IGDv2 unless v1 is asked for): the SOAP
-bodies, the error codes (402, 501, 606, 713, 714, 716, 718, 725, 728, 730, 733) and the
+bodies, the error codes (401, 402, 501, 606, 713, 714, 716, 718, 725, 728, 733) and the
 IGDv2 lease rule (0 or over 604800 s becomes 604800 s).
 """
 
@@ -34,12 +34,14 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 ERRORS = {
     401: "Invalid Action", 402: "Invalid Args", 501: "Action Failed", 606: "Action not authorized",
     713: "SpecifiedArrayIndexInvalid", 714: "NoSuchEntryInArray", 715: "WildCardNotPermittedInSrcIP",
-    716: "WildCardNotPermittedInExtPort", 718: "ConflictInMappingEntry", 724: "SamePortValuesRequired",
+    716: "Wildcard not permited in ExtPort",  # miniupnpd 2.3.1's words
+    718: "ConflictInMappingEntry", 724: "SamePortValuesRequired",
     725: "OnlyPermanentLeasesSupported", 726: "RemoteHostOnlySupportsWildcard",
     727: "ExternalPortOnlySupportsWildcard", 728: "NoPortMapsAvailable", 729: "ConflictWithOtherMechanisms",
     730: "PortMappingNotFound", 732: "WildCardNotPermittedInIntPort", 733: "InconsistentParameter",
 }
 PROTOCOLS = {"TCP": "tcp", "UDP": "udp"}
+EMPTY_BUT_CLOSED = ("DeletePortMapping",)  # miniupnpd answers these with an empty element, not a self-closed one
 
 
 class CData(str):
@@ -233,8 +235,10 @@ class Igd(Side):
             return self._fault(exc, name)
         body = "".join(f"<{key}>{_value(value)}</{key}>" for key, value in values)
         ns = namespace or service
-        inner = f"<u:{name}Response xmlns:u=\"{ns}\">{body}</u:{name}Response>" if values else \
-            f"<u:{name}Response xmlns:u=\"{ns}\"/>"
+        if values or name in EMPTY_BUT_CLOSED:
+            inner = f"<u:{name}Response xmlns:u=\"{ns}\">{body}</u:{name}Response>"
+        else:
+            inner = f"<u:{name}Response xmlns:u=\"{ns}\"/>"
         envelope = (f'<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="{SOAP_ENV}" '
                     f's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>{inner}</s:Body></s:Envelope>\r\n')
         return Response(200, envelope.encode("utf-8"), name)
@@ -304,22 +308,26 @@ class Igd(Side):
 
     def _place(self, protocol: str, external: int, internal_client: str, internal: int, lease: int,
                description: str) -> Optional[Mapping]:
-        """Map ``external`` (an update when its holder is the same internal client and port); None on conflict."""
-        held = self.gw.table.holder(protocol, external)
-        expires = math.inf if lease == 0 else time.monotonic() + lease
-        if held is not None:
-            _key, mapping = held
-            if (mapping.client, mapping.internal_port) != (internal_client, internal):
-                return None
-            mapping.lifetime, mapping.expires, mapping.description = lease, expires, description
-            return mapping
-        if len(self.gw.table) >= self.gw.max_mappings:
+        """Map ``external``; None when another host holds it.
+
+        A mapping of the same internal client on that port is replaced (its internal port may
+        change), as miniupnpd replaces its rule.
+        """
+        table = self.gw.table
+        held = table.holder(protocol, external)
+        if held is not None and held[1].client != internal_client:
+            return None
+        if held is None and len(table) >= self.gw.max_mappings:
             raise SoapError(728)
         key: Key = (internal_client, protocol, internal)
-        if key in self.gw.table:  # the same internal port mapped from another external port too
+        if key in table and (held is None or held[0] != key):  # the same internal port mapped from another port too
             key = (internal_client, protocol, internal, external)
+        expires = math.inf if lease == 0 else time.monotonic() + lease
         mapping = Mapping(internal_client, protocol, internal, external, lease, expires, self.method, "", description)
-        self.gw.table[key] = mapping
+        if held is None:
+            table[key] = mapping
+        else:
+            table.replace(held[0], key, mapping)
         return mapping
 
     def _mapping_args(self, args: Dict[str, str]) -> Tuple[str, int]:
@@ -363,7 +371,7 @@ class Igd(Side):
         table = self.gw.table
         wanted = int(text) if text.isdigit() else 0
         held = table.holder(protocol, wanted) if wanted else None
-        mine = held is not None and (held[1].client, held[1].internal_port) == (internal_client, internal)
+        mine = held is not None and held[1].client == internal_client
         if not mine and (table.external_ports == "random" or not wanted or held is not None):
             wanted = table.free_port(protocol, wanted or internal, ("upnp", protocol, wanted)) or 0
             if not wanted:
@@ -431,8 +439,6 @@ class Igd(Side):
         now = time.monotonic()
         rows = sorted((m for m in self.gw.table.values() if m.protocol == protocol and start <= m.external_port <= end),
                       key=lambda m: m.external_port)[:limit]
-        if not rows:
-            raise SoapError(730)
         entries = "".join(
             "<p:PortMappingEntry><p:NewRemoteHost></p:NewRemoteHost>"
             f"<p:NewExternalPort>{m.external_port}</p:NewExternalPort><p:NewProtocol>{m.protocol.upper()}</p:NewProtocol>"

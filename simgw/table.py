@@ -43,8 +43,8 @@ class Mapping:
         return self.expires == math.inf
 
     def remaining(self, now: float) -> int:
-        """Seconds left (UPnP's NewLeaseDuration): 0 for a permanent mapping."""
-        return 0 if self.permanent else max(0, int(self.expires - now))
+        """Whole seconds left, rounded up (UPnP's NewLeaseDuration, as miniupnpd counts): 0 for a permanent mapping."""
+        return 0 if self.permanent else max(0, math.ceil(self.expires - now))
 
     def view(self, now: float) -> Dict[str, Any]:
         if self.method == "upnp":
@@ -121,6 +121,12 @@ class MappingTable(Dict[Key, Mapping]):
             if mapping.protocol == protocol and mapping.external_port == external_port:
                 return key, mapping
         return None
+
+    def replace(self, old: Key, new: Key, mapping: Mapping) -> None:
+        """Put ``mapping`` under ``new`` in the place of ``old`` (GetGenericPortMappingEntry's order stays)."""
+        items = [(new, mapping) if key == old else (key, value) for key, value in self.items() if key != new or key == old]
+        self.clear()
+        self.update(items)
 
     def rows(self) -> List[Mapping]:
         return sorted(self.values(), key=lambda m: (m.client, m.protocol, m.internal_port))

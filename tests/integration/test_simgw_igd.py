@@ -94,6 +94,48 @@ def error(result):
     return int(values["errorCode"])
 
 
+# Envelopes recorded from miniupnpd 2.3.1 (Debian, IGDv2, secure_mode) in sealed namespaces, asked with curl.
+ENCODING = 's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"'
+MINIUPNPD = {
+    "GetExternalIPAddress": f'<s:Envelope xmlns:s="{SOAP}" {ENCODING}><s:Body><u:GetExternalIPAddressResponse '
+                            'xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:2"><NewExternalIPAddress>11.22.33.2'
+                            '</NewExternalIPAddress></u:GetExternalIPAddressResponse></s:Body></s:Envelope>',
+    "DeletePortMapping": f'<s:Envelope xmlns:s="{SOAP}" {ENCODING}><s:Body><u:DeletePortMappingResponse '
+                         'xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:2"></u:DeletePortMappingResponse>'
+                         '</s:Body></s:Envelope>',
+    "716": f'<s:Envelope xmlns:s="{SOAP}" {ENCODING}><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>'
+           'UPnPError</faultstring><detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0"><errorCode>716'
+           '</errorCode><errorDescription>Wildcard not permited in ExtPort</errorDescription></UPnPError></detail>'
+           '</s:Fault></s:Body></s:Envelope>',
+}
+
+
+def envelope(address, action, **args):
+    """The bytes of the answer's envelope."""
+    body = "".join(f"<{k}>{v}</{k}>" for k, v in args.items())
+    urn = "urn:schemas-upnp-org:service:WANIPConnection:2"
+    conn = http.client.HTTPConnection(address, 5000, timeout=3)
+    try:
+        conn.request("POST", "/ctl/IPConn", f'<?xml version="1.0"?><s:Envelope xmlns:s="{SOAP}" {ENCODING}><s:Body>'
+                     f'<u:{action} xmlns:u="{urn}">{body}</u:{action}></s:Body></s:Envelope>',
+                     {"SOAPAction": f'"{urn}#{action}"'})
+        data = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    return data[data.index("<s:Envelope"):data.index("</s:Envelope>") + len("</s:Envelope>")]
+
+
+def test_the_same_envelopes_as_miniupnpd(igd):
+    address = igd.address
+    assert envelope(address, "GetExternalIPAddress") == MINIUPNPD["GetExternalIPAddress"]
+    assert envelope(address, "AddPortMapping", NewRemoteHost="", NewExternalPort=0, NewProtocol="TCP", NewInternalPort=8090,
+                    NewInternalClient="127.0.0.1", NewEnabled=1, NewPortMappingDescription="x",
+                    NewLeaseDuration=3600) == MINIUPNPD["716"]
+    add(address, 8080)
+    assert envelope(address, "DeletePortMapping", NewRemoteHost="", NewExternalPort=8080,
+                    NewProtocol="TCP") == MINIUPNPD["DeletePortMapping"]
+
+
 def table(gateway):
     return gateway.ctl({"cmd": "table"})["mappings"]
 
@@ -151,8 +193,10 @@ def test_add_list_delete(igd):
     status, listing = soap(address, "GetListOfPortMappings", NewStartPort=1, NewEndPort=65535, NewProtocol="TCP",
                            NewManage=1, NewNumberOfPorts=0)
     assert status == 200 and re.findall(r"<p:NewExternalPort>(\d+)</p:NewExternalPort>", listing["NewPortListing"]) == ["8080"]
-    assert error(soap(address, "GetListOfPortMappings", NewStartPort=9000, NewEndPort=9100, NewProtocol="TCP",
-                      NewManage=1, NewNumberOfPorts=0)) == 730
+    status, listing = soap(address, "GetListOfPortMappings", NewStartPort=9000, NewEndPort=9100, NewProtocol="TCP",
+                           NewManage=1, NewNumberOfPorts=0)
+    assert status == 200 and "<p:PortMappingList" in listing["NewPortListing"]  # empty, as miniupnpd answers (no 730)
+    assert "PortMappingEntry" not in listing["NewPortListing"]
     assert error(soap(address, "GetListOfPortMappings", NewStartPort=9100, NewEndPort=9000, NewProtocol="TCP",
                       NewManage=1, NewNumberOfPorts=0)) == 733
     assert soap(address, "DeletePortMapping", NewRemoteHost="", NewExternalPort=8080, NewProtocol="TCP")[0] == 200
@@ -160,6 +204,15 @@ def test_add_list_delete(igd):
     assert error(soap(address, "GetSpecificPortMappingEntry", NewRemoteHost="", NewExternalPort=8080,
                       NewProtocol="TCP")) == 714
     assert [m["protocol"] for m in table(igd)] == ["udp"]
+
+
+def test_the_same_host_replaces_its_mapping_of_a_port(igd):
+    assert add(igd.address, 8080)[0] == 200
+    assert add(igd.address, 8080, internal=8081)[0] == 200  # as miniupnpd: the rule is replaced
+    assert [(m["internal_port"], m["external_port"]) for m in table(igd)] == [(8081, 8080)]
+    status, values = add(igd.address, 8080, internal=9000, action="AddAnyPortMapping")
+    assert (status, values["NewReservedPort"]) == (200, "8080")
+    assert [(m["internal_port"], m["external_port"]) for m in table(igd)] == [(9000, 8080)]
 
 
 def test_invalid_arguments(igd):
