@@ -68,8 +68,8 @@ def soap(address, action, version=2, service="WANIPConnection", path="/ctl/IPCon
                 f'<u:{action} xmlns:u="{urn}">{body}</u:{action}></s:Body></s:Envelope>')
     conn = http.client.HTTPConnection(address, 5000, timeout=timeout)
     try:
-        conn.request("POST", path, envelope.encode(), {"Content-Type": 'text/xml; charset="utf-8"',
-                                                     "SOAPAction": f'"{urn}#{action}"'})
+        headers = {"Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": f'"{urn}#{action}"'}
+        conn.request("POST", path, envelope.encode(), headers)
         response = conn.getresponse()
         data = response.read()
     finally:
@@ -178,8 +178,8 @@ def test_multicast_ssdp_refused_outside_a_namespace(loopback_address):
 
 def test_add_list_delete(igd):
     address = igd.address
-    assert soap(address, "GetExternalIPAddress") == (200, {"Body": "", "GetExternalIPAddressResponse": "",
-                                                            "NewExternalIPAddress": "11.22.33.2"})
+    expected = {"Body": "", "GetExternalIPAddressResponse": "", "NewExternalIPAddress": "11.22.33.2"}
+    assert soap(address, "GetExternalIPAddress") == (200, expected)
     assert add(address, 8080)[0] == 200
     assert add(address, 5353, protocol="UDP", lease=60)[0] == 200
     rows = table(igd)
