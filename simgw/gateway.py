@@ -49,6 +49,14 @@ def _choice(choices: Tuple[str, ...], message: str) -> Callable[[Any], Any]:
     return check
 
 
+def _boolean(name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    return check
+
+
 class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
     """The gateway: a selectors loop in one thread (``start``/``stop``) or the caller's (``serve``)."""
 
@@ -126,7 +134,7 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
             "port_range": lambda value: "-".join(map(str, parse_port_range(value))),
             "port_seed": int,
             "lease_policy": _choice(LEASE_POLICIES, f"lease_policy must be one of {', '.join(LEASE_POLICIES)}"),
-            "secure_mode": bool,
+            "secure_mode": _boolean("secure_mode"),
         }
 
     # The table's way of choosing external ports, as settings of the gateway.

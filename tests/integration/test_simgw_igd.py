@@ -276,6 +276,8 @@ def test_control_channel_settings(igd):
     assert error(add(address, 8091)) == 728
     bad = control(igd.control_path, {"cmd": "set", "lease_policy": "sometimes"})
     assert not bad["ok"] and "lease_policy" in bad["error"]
+    bad = control(igd.control_path, {"cmd": "set", "secure_mode": "no"})
+    assert not bad["ok"] and "secure_mode must be true or false" in bad["error"]
     status = igd.ctl({"cmd": "status"})
     assert (status["igd"], status["location"]) == ("v2", f"http://{address}:5000/rootDesc.xml")
 
