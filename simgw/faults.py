@@ -43,6 +43,11 @@ class Faults:
             raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}, got {kind!r}")
         if kind == "result" and not isinstance(command.get("code"), int):
             raise ValueError("fault kind result needs an integer code")
+        if kind == "description" and command.get("how", "oversized") not in ("oversized", "entity"):
+            raise ValueError("fault kind description needs how oversized or entity")
+        for number in ("seconds", "size", "length"):  # checked now, not when the fault strikes in the loop
+            if number in command:
+                float(command[number])
         if "seed" in command:
             self.random.seed(command["seed"])
         params = {k: v for k, v in command.items()

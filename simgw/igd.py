@@ -131,6 +131,7 @@ class Igd(Side):
 
     def rebooted(self) -> None:
         self.boot_id += 1
+        self.ssdp.notify()
 
     # ------------------------------------------------------------------ description and SSDP
 

@@ -74,6 +74,28 @@ class SsdpResponder:
         sock.setblocking(False)
         self._selector = selector
         selector.register(sock, selectors.EVENT_READ, self._on_datagram)
+        self.notify()
+
+    def notify(self) -> None:
+        """Multicast only: ssdp:alive for each target on start and reboot (their BOOTID tells a restart)."""
+        if self.mode != "multicast" or self._sock is None:
+            return
+        self._sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(self.igd.gw.address))
+        for nt, usn in self.igd.search_targets("ssdp:all"):
+            message = ("NOTIFY * HTTP/1.1\r\n"
+                       f"HOST: {GROUP}:{PORT}\r\n"
+                       "CACHE-CONTROL: max-age=120\r\n"
+                       f"LOCATION: {self.igd.location()}\r\n"
+                       f"SERVER: {SERVER}\r\n"
+                       f"NT: {nt}\r\n"
+                       f"USN: {usn}\r\n"
+                       "NTS: ssdp:alive\r\n"
+                       "OPT: \"http://schemas.upnp.org/upnp/1/0/\"; ns=01\r\n"
+                       f"01-NLS: {self.igd.boot_id}\r\n"
+                       f"BOOTID.UPNP.ORG: {self.igd.boot_id}\r\n"
+                       "CONFIGID.UPNP.ORG: 1337\r\n"
+                       "\r\n")
+            self._send([message.encode("ascii")], (GROUP, self.port))
 
     def close(self) -> None:
         if self._sock is not None:

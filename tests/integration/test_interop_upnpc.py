@@ -89,3 +89,40 @@ def test_upnpc_on_loopback_with_a_url(loopback_address, tmp_path):
         assert run("-L").returncode == 0
         assert run("-d", "8080", "TCP").returncode == 0
         assert rows(sock) == []
+
+
+LISTENER = """
+import socket, sys, time
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("", 1900))
+sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton("239.255.255.250") + socket.inet_aton(sys.argv[1]))
+sock.settimeout(0.5)
+print("READY", flush=True)
+deadline = time.monotonic() + 8
+while time.monotonic() < deadline:
+    try:
+        data = sock.recv(4096).decode()
+    except socket.timeout:
+        continue
+    if data.startswith("NOTIFY"):
+        print(" | ".join(data.split("\\r\\n")), flush=True)
+        if "BOOTID.UPNP.ORG: 2" in data:
+            break
+"""
+
+
+@pytest.mark.netns
+def test_a_reboot_is_announced_with_a_new_bootid(topology, igd_in_namespace):
+    """ssdp:alive NOTIFY on the group, inside the namespaces, with BOOTID.UPNP.ORG counting the starts."""
+    listener = topology.popen(topology.hosts[0], [sys.executable, "-c", LISTENER, topology.host_addresses[0]],
+                              stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().startswith("READY")
+    assert control(igd_in_namespace, {"cmd": "reboot"})["ok"]
+    lines = listener.stdout.read().splitlines()
+    listener.wait(10)
+    print("\n".join(lines))
+    rebooted = [line for line in lines if "BOOTID.UPNP.ORG: 2" in line]
+    assert rebooted, lines
+    assert "NTS: ssdp:alive" in rebooted[0]
+    assert f"LOCATION: http://{topology.gw_lan_address}:5000/rootDesc.xml" in rebooted[0]

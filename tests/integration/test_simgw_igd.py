@@ -346,6 +346,9 @@ def test_bad_descriptions(igd):
     igd.ctl({"cmd": "fault", "kind": "description", "how": "entity", "count": 1})
     assert b"<!ENTITY" in get(igd.address)[1]
     assert b"<!ENTITY" not in get(igd.address)[1]
+    bad = control(igd.control_path, {"cmd": "fault", "kind": "description", "how": "huge"})
+    assert not bad["ok"] and "oversized or entity" in bad["error"]
+    assert get(igd.address)[0] == 200  # still serving
 
 
 def test_ssdp_faults(igd):
