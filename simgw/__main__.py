@@ -11,7 +11,7 @@ from typing import Any, List, Optional, Tuple
 from ._codecs import wire_natpmp as wire
 from .control import control
 from .gateway import SPEAKS, SimulatedGateway
-from .igd import IGD_VERSIONS
+from .igd import IGD_SERVICES, IGD_VERSIONS
 from .ssdp import SSDP_MODES
 from .table import EXTERNAL_PORTS, parse_port_range
 
@@ -66,6 +66,8 @@ def parser_of() -> argparse.ArgumentParser:
                         "or none (NAT-PMP and PCP dropped: an IGD-only router with --igd)")
     parser.add_argument("--igd", choices=IGD_VERSIONS, default="off",
                         help="UPnP IGD too: off (default), v1 or v2 (InternetGatewayDevice:1 or :2), on the same table")
+    parser.add_argument("--igd-service", choices=IGD_SERVICES, default="ip",
+                        help="the IGD's connection service: ip (WANIPConnection, default) or ppp (WANPPPConnection:1)")
     parser.add_argument("--http-port", type=int, default=5000, help="port of the IGD's description and control (default 5000)")
     parser.add_argument("--ssdp", choices=SSDP_MODES, default="unicast",
                         help="the IGD's SSDP responder: unicast (M-SEARCH sent to the --listen address, default), "
@@ -92,7 +94,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         gateway = SimulatedGateway(address, port, args.control, args.public_address, args.lifetime_cap,
                                    args.max_mappings, args.unsupported_version, args.announce, args.seed, args.speaks,
                                    args.uptime, args.external_ports, args.port_range, args.port_seed, args.igd, args.http_port,
-                                   args.ssdp, args.ssdp_port)
+                                   args.ssdp, args.ssdp_port, args.igd_service)
         gateway.bind()
     except (OSError, ValueError) as exc:
         print(f"simgw: {exc}", file=sys.stderr)

@@ -30,7 +30,7 @@ from .control import ControlChannel, control
 from .faults import Fault, Faults, malform
 from .natpmp import NatPmp
 from .netns import in_private_netns, refuse_multicast
-from .igd import IGD_VERSIONS, LEASE_POLICIES, Igd
+from .igd import CONNECTION_STATUSES, IGD_VERSIONS, LEASE_POLICIES, Igd
 from .pcp import Pcp
 from .streams import unregister
 from .table import EXTERNAL_PORTS, PORT_RANGE, MappingTable, parse_port_range
@@ -80,6 +80,7 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         http_port: int = 5000,
         ssdp: str = "unicast",
         ssdp_port: int = 1900,
+        igd_service: str = "ip",
     ) -> None:
         self.uptime = uptime  # the epoch at start, as if the gateway had been up this long
         if speaks not in SPEAKS:
@@ -99,9 +100,10 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         self.pcp = Pcp(self)
         self.lease_policy = "any"  # UPnP: permanent-only (725 for a lease), no-permanent (402 for lease 0)
         self.secure_mode = False  # UPnP: a mapping only for the asking host (718; AddAnyPortMapping 606)
+        self.connection_status = "Connected"  # UPnP: what GetStatusInfo says
         if igd not in IGD_VERSIONS:
             raise ValueError(f"igd must be one of {', '.join(IGD_VERSIONS)}, got {igd!r}")
-        self.igd: Optional[Igd] = Igd(self, igd, http_port, ssdp, ssdp_port) if igd != "off" else None
+        self.igd: Optional[Igd] = Igd(self, igd, http_port, ssdp, ssdp_port, igd_service) if igd != "off" else None
         self.log: List[Dict[str, Any]] = []
         self.log_limit = 10000
         self.requests = 0
@@ -135,6 +137,7 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
             "port_seed": int,
             "lease_policy": _choice(LEASE_POLICIES, f"lease_policy must be one of {', '.join(LEASE_POLICIES)}"),
             "secure_mode": _boolean("secure_mode"),
+            "connection_status": _choice(CONNECTION_STATUSES, f"connection_status must be one of {', '.join(CONNECTION_STATUSES)}"),
         }
 
     # The table's way of choosing external ports, as settings of the gateway.

@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .gateway import SimulatedGateway
 
 IGD_VERSIONS = ("off", "v1", "v2")
+IGD_SERVICES = ("ip", "ppp")  # WANIPConnection (of the IGD's version) or WANPPPConnection:1
+CONNECTION_STATUSES = ("Connected", "Disconnected", "Connecting", "Unconfigured", "PendingDisconnect", "Disconnecting")
 LEASE_POLICIES = ("any", "permanent-only", "no-permanent")
 DESCRIPTION_PATH = "/rootDesc.xml"
 IGDV2_LEASE_MAX = 604800
@@ -86,12 +88,17 @@ class Igd(Side):
 
     method = "upnp"
 
-    def __init__(self, gateway: "SimulatedGateway", version: str = "v2", http_port: int = 5000,
-                 ssdp: str = "unicast", ssdp_port: int = 1900) -> None:
+    def __init__(self, gateway: "SimulatedGateway", version: str = "v2", http_port: int = 5000,  # pylint: disable=too-many-arguments
+                 ssdp: str = "unicast", ssdp_port: int = 1900, service: str = "ip") -> None:
         super().__init__(gateway)
         if version not in ("v1", "v2"):
             raise ValueError(f"igd must be off, v1 or v2, got {version!r}")
+        if service not in IGD_SERVICES:
+            raise ValueError(f"igd service must be ip or ppp, got {service!r}")
         self.version = int(version[1])
+        # The connection service: (name, version, short name of its URLs, serviceId).
+        self.service = ("WANIPConnection", self.version, "IPConn", "WANIPConn1") if service == "ip" else \
+            ("WANPPPConnection", 1, "PPPConn", "WANPPPConn1")
         self.http_port = http_port
         self.uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"simgw://{gateway.address}/igd"))[:-1] + "0"  # devices: 0, 1, 2
         self.boot_id = 1
@@ -108,7 +115,7 @@ class Igd(Side):
             "GetSpecificPortMappingEntry": self.get_specific_port_mapping_entry,
             "GetGenericPortMappingEntry": self.get_generic_port_mapping_entry,
         }
-        if self.version == 2:
+        if self.service[1] == 2:
             self.actions["AddAnyPortMapping"] = self.add_any_port_mapping
             self.actions["GetListOfPortMappings"] = self.get_list_of_port_mappings
         self.common_actions: Dict[str, Callable[[Dict[str, str], str], List[Tuple[str, Any]]]] = {
@@ -143,7 +150,7 @@ class Igd(Side):
         v = self.version
         return [(_urn("device", "InternetGatewayDevice", v), [_urn("service", "Layer3Forwarding", 1)]),
                 (_urn("device", "WANDevice", v), [_urn("service", "WANCommonInterfaceConfig", 1)]),
-                (_urn("device", "WANConnectionDevice", v), [_urn("service", "WANIPConnection", v)])]
+                (_urn("device", "WANConnectionDevice", v), [_urn("service", self.service[0], self.service[1])])]
 
     def search_targets(self, st: str) -> List[Tuple[str, str]]:
         """The (ST, USN) pairs that answer a search for ``st`` (a type answers any version up to ours)."""
@@ -165,7 +172,7 @@ class Igd(Side):
     def description(self) -> str:
         """The root description: IGD, WANDevice and WANConnectionDevice nested, as miniupnpd serves them."""
         paths = {"Layer3Forwarding": ("L3F", "L3Forwarding1"), "WANCommonInterfaceConfig": ("CmnIfCfg", "WANCommonIFC1"),
-                 "WANIPConnection": ("IPConn", "WANIPConn1")}
+                 self.service[0]: self.service[2:]}
         xml = ""
         for depth, (device, services) in reversed(list(enumerate(self.devices()))):
             name = device.split(":")[3]
@@ -213,7 +220,7 @@ class Igd(Side):
             return Response(404, op="get")
         if request.method != "POST":
             return Response(405, op=request.method.lower())
-        services = {"/ctl/IPConn": (self.actions, _urn("service", "WANIPConnection", self.version)),
+        services = {f"/ctl/{self.service[2]}": (self.actions, _urn("service", self.service[0], self.service[1])),
                     "/ctl/CmnIfCfg": (self.common_actions, _urn("service", "WANCommonInterfaceConfig", 1))}
         if request.path not in services:
             return Response(404, op="post")
@@ -279,7 +286,7 @@ class Igd(Side):
         return [("NewExternalIPAddress", address if _public(address) else "")]
 
     def get_status_info(self, _args: Dict[str, str], _client: str) -> List[Tuple[str, Any]]:
-        return [("NewConnectionStatus", "Connected"), ("NewLastConnectionError", "ERROR_NONE"),
+        return [("NewConnectionStatus", self.gw.connection_status), ("NewLastConnectionError", "ERROR_NONE"),
                 ("NewUptime", self.gw.epoch)]
 
     def _lease(self, args: Dict[str, str], any_port: bool) -> int:

@@ -83,7 +83,8 @@ def soap(address, action, version=2, service="WANIPConnection", path="/ctl/IPCon
 
 
 def add(address, external, internal=None, client=None, lease=3600, protocol="TCP", action="AddPortMapping", **extra):
-    return soap(address, action, NewRemoteHost="", NewExternalPort=external, NewProtocol=protocol,
+    return soap(address, action, extra.pop("version", 2), extra.pop("service", "WANIPConnection"),
+                extra.pop("path", "/ctl/IPConn"), NewRemoteHost="", NewExternalPort=external, NewProtocol=protocol,
                 NewInternalPort=external if internal is None else internal, NewInternalClient=client or "127.0.0.1", NewEnabled=1,
                 NewPortMappingDescription="test", NewLeaseDuration=lease, **extra)
 
@@ -166,6 +167,22 @@ def test_ssdp_unicast_and_the_description(loopback_address, tmp_path, version):
                     for s in root.iter("{urn:schemas-upnp-org:device-1-0}service")}
         assert services[f"urn:schemas-upnp-org:service:WANIPConnection:{number}"] == "/ctl/IPConn"
         assert get(loopback_address, "/nothing")[0] == 404
+
+
+def test_a_ppp_connection_and_its_status(loopback_address, tmp_path):
+    with make_gateway(loopback_address, tmp_path, "v2", igd_service="ppp") as gateway:
+        st = "urn:schemas-upnp-org:service:WANPPPConnection:1"
+        assert [a["ST"] for a in search(loopback_address, st)] == [st]
+        assert search(loopback_address, "urn:schemas-upnp-org:service:WANIPConnection:1", timeout=0.5) == []
+        assert b"<controlURL>/ctl/PPPConn</controlURL>" in get(loopback_address)[1]
+        ppp = {"service": "WANPPPConnection", "version": 1, "path": "/ctl/PPPConn"}
+        assert add(loopback_address, 8080, **ppp)[0] == 200
+        assert [m["method"] for m in table(gateway)] == ["upnp"]
+        assert error(add(loopback_address, 8081, action="AddAnyPortMapping", **ppp)) == 401  # an IGDv2 action only
+        assert soap(loopback_address, "GetStatusInfo", **ppp)[1]["NewConnectionStatus"] == "Connected"
+        gateway.ctl({"cmd": "set", "connection_status": "Disconnected"})
+        assert soap(loopback_address, "GetStatusInfo", **ppp)[1]["NewConnectionStatus"] == "Disconnected"
+        assert gateway.ctl({"cmd": "status"})["igd_service"] == "WANPPPConnection"
 
 
 def test_multicast_ssdp_refused_outside_a_namespace(loopback_address):
