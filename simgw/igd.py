@@ -242,7 +242,7 @@ class Igd(Side):
         except SoapError as exc:
             return self._fault(exc, name)
         body = "".join(f"<{key}>{_value(value)}</{key}>" for key, value in values)
-        ns = namespace or service
+        ns = escape(namespace or service, {'"': "&quot;"})  # the request's own namespace, as miniupnpd echoes it
         if values or name in EMPTY_BUT_CLOSED:
             inner = f"<u:{name}Response xmlns:u=\"{ns}\">{body}</u:{name}Response>"
         else:
