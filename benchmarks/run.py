@@ -30,7 +30,7 @@ sys.path.insert(0, REPO)
 
 from tests.harness import miniupnpd as miniupnpd_mod  # noqa: E402  pylint: disable=wrong-import-position
 from tests.harness.netns import Topology, netns_available  # noqa: E402  pylint: disable=wrong-import-position
-from tests.simgw.gateway import control  # noqa: E402  pylint: disable=wrong-import-position
+from simgw import control  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import plot  # noqa: E402  pylint: disable=wrong-import-position
 
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
@@ -81,9 +81,9 @@ class SimGateway:
         self.control = os.path.join(folder, f"gw-{address}.sock")
         ready = os.path.join(folder, f"gw-{address}.ready")
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with
-            [PYTHON, os.path.join(REPO, "tests", "simgw", "gateway.py"), "--listen", f"{address}:5351",
+            [PYTHON, "-m", "simgw", "--listen", f"{address}:5351",
              "--control", self.control, "--ready-file", ready, "--uptime", "1000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
         deadline = time.monotonic() + 10
         while not os.path.exists(ready):
             if self.process.poll() is not None or time.monotonic() > deadline:

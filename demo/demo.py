@@ -1,6 +1,6 @@
 """`make demo`: the simulated PCP/NAT-PMP gateway on loopback, and a playbook that maps a port on it.
 
-Starts tests/simgw/gateway.py on 127.0.0.77:5351, runs demo/demo.yml with the collection
+Starts the simulated gateway (python3 -m simgw) on 127.0.0.77:5351, runs demo/demo.yml with the collection
 from this checkout, prints the public endpoint the gateway granted, and stops the gateway.
 """
 
@@ -27,9 +27,9 @@ def main() -> int:
         (collections / "natpmp").symlink_to(REPO)
         control = work / "gateway.sock"
         gateway = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "simgw" / "gateway.py"), "--listen", f"{GATEWAY}:5351",
+            [sys.executable, "-m", "simgw", "--listen", f"{GATEWAY}:5351",
              "--control", str(control), "--public-address", "11.22.33.2"],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, text=True, cwd=str(REPO))
         ready = gateway.stdout.readline().strip()
         if not ready.startswith("READY"):
             print(f"demo: the simulated gateway did not start ({ready!r})", file=sys.stderr)

@@ -28,7 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
 sys.path.insert(0, REPO)
 
-from tests.simgw.gateway import SimulatedGateway, control  # noqa: E402  pylint: disable=wrong-import-position
+from simgw import SimulatedGateway, control  # noqa: E402  pylint: disable=wrong-import-position
 
 GATEWAY = "127.0.8.1"
 HOSTS = {"natpmp": "127.0.8.11", "pcp": "127.0.8.12"}  # method -> the host's source address

@@ -131,10 +131,10 @@ class Fleet:
         else:
             control = os.path.join(self.state_dir, "gw.sock")
             process = subprocess.Popen(  # pylint: disable=consider-using-with
-                ["ip", "netns", "exec", topo.gw, python, os.path.join(REPO, "tests", "simgw", "gateway.py"),
+                ["ip", "netns", "exec", topo.gw, python, "-m", "simgw",
                  "--listen", f"{topo.gw_lan_address}:5351", "--control", control,
                  "--public-address", topo.gw_wan_address, "--announce", "multicast"],
-                stdout=log, stderr=log, start_new_session=True)
+                stdout=log, stderr=log, start_new_session=True, cwd=REPO)
             self.state["pids"].append(process.pid)
             self.state["control"] = control
             self.save()
@@ -267,7 +267,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(fleet.cron_job(args.host)))
         return 0
     if args.command == "ctl":
-        from tests.simgw.gateway import control
+        from simgw import control
         answer = control(fleet.state["control"], json.loads(args.command_json))
         print(json.dumps(answer))
         return 0 if answer.get("ok") else 1

@@ -171,10 +171,10 @@ table ip filter {
         wait_for(listening, timeout=15, what="coturn listening on both addresses")
 
     def _start_simulated_gateway(self) -> None:
-        self.popen(self.gw, [sys.executable, os.path.join(REPO, "tests", "simgw", "gateway.py"),
+        self.popen(self.gw, [sys.executable, "-m", "simgw",
                              "--listen", f"{self.gw_lan_address}:5351", "--control", self.control,
                              "--public-address", CGNAT_PUBLIC],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
         wait_for(lambda: os.path.exists(self.control), what="the simulated gateway's control socket")
 
     def destroy(self) -> None:

@@ -81,7 +81,7 @@ def recap_counts(recap: str) -> Dict[str, int]:
 
 def ctl_argv(gw):
     """The simulated gateway's control command, as a playbook runs it."""
-    return [sys.executable, str(REPO / "tests" / "simgw" / "gateway.py"), "ctl", gw.control_path]
+    return [sys.executable, "-m", "simgw", "ctl", gw.control_path]  # PYTHONPATH is the checkout
 
 
 def base_vars(gw, tmp_path, method="auto"):

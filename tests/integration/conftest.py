@@ -10,7 +10,7 @@ import pytest
 from tests.harness import miniupnpd as miniupnpd_mod
 from tests.harness.playbook import ANSIBLE_PLAYBOOK, collections_tree
 from tests.harness.netns import Topology, existing_namespaces, netns_available
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 
 

@@ -17,7 +17,7 @@ from portmap.errors import (
     NotAuthorized,
     OutOfResources,
 )
-from tests.simgw.gateway import SimulatedGateway, control
+from simgw import SimulatedGateway, control
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from portmap.client import PCP_SHARE, Client
 from portmap.errors import GatewayTimeout, UnsupportedVersion
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 TIMEOUT = 3.0
 

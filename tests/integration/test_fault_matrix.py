@@ -19,7 +19,7 @@ from portmap.ledger import Ledger
 from portmap.lock import HostLock
 from portmap.manage import Desired, Manager
 from portmap.renew import Renewer
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 METHODS = ("natpmp", "pcp")
 UPTIME = 1000

@@ -8,20 +8,20 @@ import sys
 
 import pytest
 
-from tests.simgw.gateway import control
+from simgw import control
 
 pytestmark = pytest.mark.netns
 
-GATEWAY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "simgw", "gateway.py")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
 def simgw_in_namespace(topology, tmp_path):
     sock = str(tmp_path / "gw.sock")
-    process = topology.popen(topology.gw, [sys.executable, GATEWAY, "--listen", f"{topology.gw_lan_address}:5351",
+    process = topology.popen(topology.gw, [sys.executable, "-m", "simgw", "--listen", f"{topology.gw_lan_address}:5351",
                                            "--control", sock, "--public-address", topology.gw_wan_address,
                                            "--announce", "multicast"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     ready = process.stdout.readline()
     assert ready.startswith("READY"), process.stderr.read()
     yield sock

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.harness.playbook import base_vars, recap_counts, run_playbook
-from tests.simgw.gateway import SimulatedGateway, control
+from simgw import SimulatedGateway, control
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from portmap.renew import Renewer
 from portmap.client import Client
 from tests.harness.faces import WANT, cli, manager
 from tests.harness.playbook import ANSIBLE_PLAYBOOK, base_vars, run_playbook
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 CGNAT_WARNING = ("the gateway's public address 100.64.3.7 is in the carrier-grade NAT range: "
                  "this mapping is not reachable from the Internet")

@@ -23,8 +23,8 @@ from portmap.client import Client
 from portmap.ledger import Ledger
 from portmap.lock import HostLock
 from portmap.manage import Desired, Manager
+from simgw import SimulatedGateway
 from tests.harness.playbook import recap_counts, run_playbook
-from tests.simgw.gateway import SimulatedGateway
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from portmap.cli import main; "

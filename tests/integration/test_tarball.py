@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

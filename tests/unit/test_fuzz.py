@@ -28,7 +28,7 @@ from fuzzing import FUZZ, mutated
 from portmap import wire_natpmp, wire_pcp
 from portmap.client import Client
 from portmap.errors import GatewayTimeout
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 CASES: Counter = Counter()
 VALID_ANSWERS: Counter = Counter()

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from tests.simgw.gateway import SimulatedGateway
+from simgw import SimulatedGateway
 
 VECTORS = [
     ("0000", "00800000000000050b162102"),
