@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fakes import GATEWAY, FakeChannel, FakeClock
+from tests.unit.plugins.module_utils.portmap.fakes import GATEWAY, FakeChannel, FakeClock
 from portmap import wire_natpmp, wire_pcp
 from portmap.client import Client
 from portmap.errors import GatewayTimeout

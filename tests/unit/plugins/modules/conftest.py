@@ -1,0 +1,51 @@
+"""The modules' entry points, as Ansible runs them: main() with module arguments, against the
+simulated gateway on a loopback address of the test's own (port 5351, as the modules speak).
+
+The modules import the collection as ``ansible_collections.portmap.natpmp``: ansible-test
+units provides that package; a plain pytest run gets it from a tree that links this checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+try:
+    import ansible_collections.portmap.natpmp  # noqa: F401  pylint: disable=unused-import
+except ImportError:
+    _ROOT = os.path.join(REPO, "tests", "output", "collection-root")
+    os.makedirs(os.path.join(_ROOT, "ansible_collections", "portmap"), exist_ok=True)
+    if not os.path.islink(os.path.join(_ROOT, "ansible_collections", "portmap", "natpmp")):
+        os.symlink(REPO, os.path.join(_ROOT, "ansible_collections", "portmap", "natpmp"))
+    sys.path.insert(0, _ROOT)
+
+# pylint: disable=wrong-import-position
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap import lock as lock_module
+from tests.simgw.gateway import SimulatedGateway
+
+
+@pytest.fixture
+def gateway(loopback_address, tmp_path, monkeypatch):
+    """The simulated gateway; the modules' lock file in the test's own folder."""
+    monkeypatch.setattr(lock_module, "default_lock_path", lambda: str(tmp_path / "portmap.lock"))
+    with SimulatedGateway(address=loopback_address, control_path=str(tmp_path / "gw.sock")) as simulated:
+        yield simulated
+
+
+@pytest.fixture
+def run_module(capsys):
+    """run_module(module, **args): main() with those arguments; returns (exit status, result)."""
+
+    def run(module, check_mode=False, diff=False, **args):
+        args.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
+        with patch_module_args(args), pytest.raises(SystemExit) as exited:
+            module.main()
+        return exited.value.code, json.loads(capsys.readouterr().out)
+
+    return run
