@@ -17,7 +17,9 @@ from tests.simgw.gateway import SimulatedGateway, control
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+# PORTMAP_ANSIBLE_BIN: the bin folder of another ansible-core's virtualenv (`make matrix`); its Python runs the modules.
+ANSIBLE_BIN = Path(os.environ.get("PORTMAP_ANSIBLE_BIN") or Path(sys.executable).parent)
+ANSIBLE_PLAYBOOK = ANSIBLE_BIN / "ansible-playbook"
 
 pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason=f"{ANSIBLE_PLAYBOOK} is not installed")
 
@@ -53,7 +55,7 @@ def run_playbook(name, collections_path, tmp_path, extra_vars, check=False):
         ANSIBLE_DEPRECATION_WARNINGS="0",
         PYTHONPATH=str(REPO),
     )
-    extra = dict(extra_vars, ansible_python_interpreter=sys.executable)
+    extra = dict(extra_vars, ansible_python_interpreter=str(ANSIBLE_BIN / "python"))
     argv = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(PLAYBOOKS / name),
             "-e", json.dumps(extra)]
     if check:
