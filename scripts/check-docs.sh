@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ansible-doc must render every module and role of the collection with no warning.
+# ansible-doc must render every module and role of the collection with no warning, and
+# antsibull-docs must find the collection's docs (plugins, roles, docs/docsite) clean.
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 1
 REPO=$(pwd)
@@ -32,4 +33,10 @@ for path in roles/*/; do
     check role "portmap.natpmp.$(basename "$path")"
 done
 echo "ansible-doc: $checked rendered cleanly, $failed failed"
+if (cd "$WORK/ansible_collections/portmap/natpmp" && PATH="$VENV/bin:$PATH" antsibull-docs lint-collection-docs --plugin-docs .); then
+    echo "antsibull-docs lint-collection-docs --plugin-docs: clean"
+else
+    echo "antsibull-docs lint-collection-docs --plugin-docs: FAILED"
+    failed=$((failed + 1))
+fi
 [ "$failed" -eq 0 ]
