@@ -7,9 +7,12 @@ units provides that package; a plain pytest run gets it from a tree that links t
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -17,10 +20,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.d
 try:
     import ansible_collections.portmap.natpmp  # noqa: F401  pylint: disable=unused-import
 except ImportError:
-    _ROOT = os.path.join(REPO, "tests", "output", "collection-root")
-    os.makedirs(os.path.join(_ROOT, "ansible_collections", "portmap"), exist_ok=True)
-    if not os.path.islink(os.path.join(_ROOT, "ansible_collections", "portmap", "natpmp")):
-        os.symlink(REPO, os.path.join(_ROOT, "ansible_collections", "portmap", "natpmp"))
+    _ROOT = tempfile.mkdtemp(prefix="portmap-collections-")  # outside the checkout: nothing collects it twice
+    atexit.register(shutil.rmtree, _ROOT, True)
+    os.makedirs(os.path.join(_ROOT, "ansible_collections", "portmap"))
+    os.symlink(REPO, os.path.join(_ROOT, "ansible_collections", "portmap", "natpmp"))
     sys.path.insert(0, _ROOT)
 
 # pylint: disable=wrong-import-position
