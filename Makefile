@@ -2,6 +2,7 @@
 # Both install what they need first (Debian packages as root, then a virtualenv with pinned tools).
 # Long runs, not part of `make test`: `make soak` (renewal across reboots), `make fuzz` (390,000 cases),
 # `make bench` (figures against the peers, written to docs/performance.md).
+# `make ee` writes the execution environment's build context to build/ee/context/.
 
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
@@ -9,7 +10,7 @@ VENV := .venv
 REQUIREMENTS := requirements-test.txt
 STAMP := $(VENV)/.installed-$(shell sha256sum $(REQUIREMENTS) 2>/dev/null | cut -c1-16)
 
-.PHONY: demo test deps venv py38 unit integration molecule sanity lint docs changelog soak fuzz bench clean
+.PHONY: demo test deps venv py38 unit pythons integration molecule sanity matrix lint docs changelog ee soak fuzz bench clean
 
 demo: venv
 	$(VENV)/bin/python demo/demo.py
@@ -34,6 +35,9 @@ py38: venv
 unit: venv
 	$(VENV)/bin/python -m pytest tests/unit
 
+pythons: venv
+	scripts/pythons.sh
+
 integration: venv
 	$(VENV)/bin/python -m pytest tests/integration
 
@@ -43,6 +47,9 @@ molecule: venv
 sanity: venv
 	scripts/sanity.sh
 
+matrix: venv
+	scripts/matrix.sh
+
 lint: venv
 	NO_COLOR=1 PATH=$(CURDIR)/$(VENV)/bin:$$PATH ansible-lint --profile production
 
@@ -51,6 +58,9 @@ docs: venv
 
 changelog: venv
 	$(VENV)/bin/antsibull-changelog lint
+
+ee: venv
+	scripts/ee.sh
 
 bench: venv
 	scripts/bench.sh
@@ -62,4 +72,4 @@ soak: venv
 	$(VENV)/bin/python scripts/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-bench tests/output .pytest_cache
+	rm -rf $(VENV) .venv-bench .venv-matrix .cache/ansible-test build tests/output .pytest_cache

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ansible-doc must render every module and role of the collection with no warning.
+# ansible-doc must render every module and role of the collection with no warning, and
+# antsibull-docs must find the collection's docs (plugins, roles, docs/docsite) clean.
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 1
 REPO=$(pwd)
@@ -27,9 +28,19 @@ for path in plugins/modules/*.py; do
     name=$(basename "$path" .py)
     [ "$name" = "__init__" ] || check module "portmap.natpmp.$name"
 done
+for path in plugins/filter/*.py; do
+    name=$(basename "$path" .py)
+    [ "$name" = "__init__" ] || check filter "portmap.natpmp.$name"
+done
 for path in roles/*/; do
     [ -d "$path" ] || continue
     check role "portmap.natpmp.$(basename "$path")"
 done
 echo "ansible-doc: $checked rendered cleanly, $failed failed"
+if (cd "$WORK/ansible_collections/portmap/natpmp" && PATH="$VENV/bin:$PATH" antsibull-docs lint-collection-docs --plugin-docs .); then
+    echo "antsibull-docs lint-collection-docs --plugin-docs: clean"
+else
+    echo "antsibull-docs lint-collection-docs --plugin-docs: FAILED"
+    failed=$((failed + 1))
+fi
 [ "$failed" -eq 0 ]

@@ -1,40 +1,24 @@
 #!/usr/bin/env bash
-# ansible-test sanity, offline-safe, with no ignore files. It runs from a temporary tree
-# ending in ansible_collections/portmap/natpmp, filled from the files git knows (tracked,
-# and new files not ignored), so no virtualenv or test output is scanned.
+# ansible-test sanity, offline-safe, with no ignore files, from an
+# ansible_collections/portmap/natpmp tree of its own (scripts/lib-ansible-test.sh).
+# VENV: the virtualenv whose ansible-test runs (default .venv); SANITY_PYTHON: the Python
+# version it runs the tests with (default 3.11); arguments go to ansible-test sanity.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 VENV=${VENV:-$REPO/.venv}
+SANITY_PYTHON=${SANITY_PYTHON:-3.11}
+source "$REPO/scripts/lib-ansible-test.sh"
 
 if compgen -G "tests/sanity/ignore-*.txt" > /dev/null; then
     echo "sanity: ignore files are not allowed: $(ls tests/sanity/ignore-*.txt)" >&2
     exit 1
 fi
+python=$(find_python "$SANITY_PYTHON") || { echo "sanity: python$SANITY_PYTHON not found" >&2; exit 1; }
 
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-DEST="$WORK/ansible_collections/portmap/natpmp"
-mkdir -p "$DEST"
-git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
-    [ -e "$file" ] || continue
-    mkdir -p "$DEST/$(dirname "$file")"
-    cp -p "$file" "$DEST/$file"
-done
-# ansible-test decides what to scan with git when it finds a repository.
-git -C "$DEST" init -q
-git -C "$DEST" add -A
-git -C "$DEST" -c user.name=sanity -c user.email=sanity@localhost commit -q -m sanity
-
-# ansible-test downloads pip's bootstrap script; give it ours (ensurepip + pip install).
-CACHE="$HOME/.ansible/test/cache"
-mkdir -p "$CACHE"
-PIP_VERSION=$("$VENV/bin/python" -c '
-from ansible_test._internal.python_requirements import get_venv_packages
-class Python:
-    version = "3.11"
-print(get_venv_packages(Python())["pip"])')
-install -m 0644 "$REPO/scripts/get_pip_offline.py" "$CACHE/get_pip_${PIP_VERSION//./_}.py"
+minor=$("$VENV/bin/python" -c "import ansible.release; print(ansible.release.__version__.rsplit('.', 1)[0])")
+DEST=$(collection_tree "$REPO" "sanity-$minor-python$SANITY_PYTHON")
+offline_get_pip "$REPO" "$VENV"
 
 cd "$DEST"
-PATH="$VENV/bin:$PATH" ansible-test sanity --venv --python 3.11 --color no "$@"
+PATH="$VENV/bin:$(dirname "$python"):$PATH" ansible-test sanity --venv --python "$SANITY_PYTHON" --color no "$@"

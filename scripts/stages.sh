@@ -9,12 +9,14 @@ STAGES=(
     "venv:make -s venv"
     "py38:make -s py38"
     "unit:make -s unit"
+    "pythons:make -s pythons"
     "integration:make -s integration"
     "molecule:make -s molecule"
     "changelog:make -s changelog"
     "docs:make -s docs"
     "lint:make -s lint"
     "sanity:make -s sanity"
+    "matrix:env MATRIX_MAIN_IN_STAGES=1 make -s matrix"
 )
 
 seconds_since() {  # tenths of seconds since a `date +%s%N` stamp, as N.N

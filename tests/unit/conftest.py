@@ -4,6 +4,7 @@ interpreter an unprivileged user can run (for the lock and ledger permission tes
 
 from __future__ import annotations
 
+import configparser
 import os
 import shutil
 import subprocess
@@ -16,6 +17,14 @@ from portmap import discovery
 NOBODY = 65534
 MODULE_UTILS = os.path.dirname(os.path.dirname(os.path.abspath(discovery.__file__)))
 PROBE = "import sys; sys.path.insert(0, sys.argv[1]); import portmap.lock, portmap.ledger"
+
+
+def pytest_configure(config):
+    """ansible-test units runs pytest with a configuration of its own: declare pytest.ini's markers."""
+    ini = configparser.ConfigParser()
+    ini.read(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "pytest.ini"))
+    for line in ini.get("pytest", "markers", fallback="").strip().splitlines():
+        config.addinivalue_line("markers", line)
 
 
 def _no_discovery_in_the_root_namespace():

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fakes import GATEWAY, FakeChannel, FakeClock
+from tests.unit.plugins.module_utils.portmap.fakes import GATEWAY, FakeChannel, FakeClock
 from fuzzing import FUZZ, mutated
 from portmap import wire_natpmp, wire_pcp
 from portmap.client import Client

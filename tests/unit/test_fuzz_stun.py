@@ -28,7 +28,7 @@ from fuzzing import FUZZ, mutated
 from portmap import wire_stun
 from portmap.errors import MalformedPacket, StunError
 from portmap.stun import StunClient
-from stunnet import PRIMARY, Network
+from tests.unit.plugins.module_utils.portmap.stunnet import PRIMARY, Network
 
 CASES: Counter = Counter()
 VALID_ANSWERS: Counter = Counter()

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fakes_upnp import GATEWAY, URL, VECTORS, FakeIgd, body_of, vector
+from tests.unit.plugins.module_utils.portmap.fakes_upnp import GATEWAY, URL, VECTORS, FakeIgd, body_of, vector
 from portmap import errors, wire_ssdp, wire_upnp
 from portmap.transport_upnp import Http
 from portmap.upnp import IgdSession

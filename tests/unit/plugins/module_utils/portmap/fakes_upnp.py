@@ -9,7 +9,7 @@ import os
 import re
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from fakes import FakeClock
+from tests.unit.plugins.module_utils.portmap.fakes import FakeClock
 from portmap.transport_upnp import Datagrams, Stream
 
 VECTORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors", "upnp")

@@ -1,4 +1,4 @@
-"""Records miniupnpd's UPnP IGD answers into this folder (run as root: python3 -m tests.unit.vectors.upnp.capture).
+"""Records miniupnpd's UPnP IGD answers into this folder (run as root: python3 -m tests.unit.plugins.module_utils.portmap.vectors.upnp.capture).
 
 miniupnpd runs in sealed namespaces (tests/harness); the requests are sent from the
 host namespace with plain sockets, and every answer is saved as received, headers

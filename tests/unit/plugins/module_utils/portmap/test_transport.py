@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fakes import GATEWAY, FakeChannel, FakeClock, silent
+from tests.unit.plugins.module_utils.portmap.fakes import GATEWAY, FakeChannel, FakeClock, silent
 from portmap.errors import GatewayTimeout, GatewayUnreachable
 from portmap.transport import Transport, retransmission_schedule
 

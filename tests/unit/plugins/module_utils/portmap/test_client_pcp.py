@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fakes import GATEWAY, FakeChannel, FakeClock
+from tests.unit.plugins.module_utils.portmap.fakes import GATEWAY, FakeChannel, FakeClock
 from portmap import wire_natpmp, wire_pcp
 from portmap.client import Client
 from portmap.epoch import EpochObservation

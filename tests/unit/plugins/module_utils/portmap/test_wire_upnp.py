@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from fakes_upnp import body_of, vector
+from tests.unit.plugins.module_utils.portmap.fakes_upnp import body_of, vector
 from portmap import errors, wire_upnp
 
 URL = "http://192.0.2.1:5000/rootDesc.xml"

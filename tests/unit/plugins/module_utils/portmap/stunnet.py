@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Set, Tuple
 
-from fakes import FakeClock
+from tests.unit.plugins.module_utils.portmap.fakes import FakeClock
 from portmap import wire_stun
 from portmap.stun import ADDRESS, ADDRESS_AND_PORT, INDEPENDENT, Endpoint
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from fakes_upnp import GATEWAY, LOCAL, URL, FakeIgd, body_of, edit, fault, http_answer, vector
+from tests.unit.plugins.module_utils.portmap.fakes_upnp import GATEWAY, LOCAL, URL, FakeIgd, body_of, edit, fault, http_answer, vector
 from portmap import errors, wire_ssdp
 from portmap.transport_upnp import MAX_RESPONSE, Http
 from portmap.upnp import NO_PUBLIC_ADDRESS, Granted, IgdSession

@@ -7,7 +7,7 @@ import pytest
 from portmap import reachability, stun, wire_stun
 from portmap.errors import GatewayTimeout, StunError
 from portmap.stun import ADDRESS, ADDRESS_AND_PORT, INDEPENDENT, StunClient
-from stunnet import LOCAL, OTHER, PRIMARY, PUBLIC, Network
+from tests.unit.plugins.module_utils.portmap.stunnet import LOCAL, OTHER, PRIMARY, PUBLIC, Network
 
 
 def client(network: Network, timeout: float = 3.0) -> StunClient:

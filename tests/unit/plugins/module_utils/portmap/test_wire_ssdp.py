@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from fakes_upnp import VECTORS, vector
+from tests.unit.plugins.module_utils.portmap.fakes_upnp import VECTORS, vector
 from portmap import wire_ssdp
 
 

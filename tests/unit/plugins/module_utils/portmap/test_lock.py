@@ -70,8 +70,7 @@ HOLDER = textwrap.dedent("""
 
 def test_across_processes(tmp_path):
     path = str(tmp_path / "lock")
-    module_utils = os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils")
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, module_utils, path],
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, MODULE_UTILS, path],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

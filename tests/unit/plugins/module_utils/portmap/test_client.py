@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fakes import GATEWAY, FakeChannel, FakeClock
+from tests.unit.plugins.module_utils.portmap.fakes import GATEWAY, FakeChannel, FakeClock
 from portmap import wire_natpmp as wire
 from portmap.client import Client
 from portmap.epoch import EpochObservation
