@@ -93,7 +93,8 @@ class MappingTable(Dict[Key, Mapping]):
 
     ``external_ports`` says how a new mapping's external port is chosen: ``suggested`` (the
     client's suggestion, or the next free port after it) or ``random`` (a free port drawn from
-    ``port_range``, whatever was suggested, as the NAT-PMP gateways of VPN providers do).
+    ``port_range``, whatever was suggested, as the NAT-PMP gateways of VPN providers do; the other
+    protocol of a client's internal port that has one gets the same port).
     """
 
     def __init__(self, external_ports: str = "suggested", port_range: Tuple[int, int] = PORT_RANGE,
@@ -139,6 +140,10 @@ class MappingTable(Dict[Key, Mapping]):
         first = start if low <= start <= high else low
         used = {m.external_port for k, m in self.items() if k[1] == protocol and k != owner}
         if self.external_ports == "random":
+            # One port per client and internal port, for TCP and UDP alike, as VPN providers' gateways give it.
+            twin = self.get((owner[0], "udp" if protocol == "tcp" else "tcp", owner[2]))
+            if twin is not None and twin.external_port not in used:
+                return twin.external_port
             first = self.port_random.randint(low, high)
         for step in range(span):
             port = low + (first - low + step) % span
