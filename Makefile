@@ -72,4 +72,4 @@ soak: venv
 	$(VENV)/bin/python scripts/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-bench .venv-matrix .cache/ansible-test build tests/output .pytest_cache
+	rm -rf $(VENV) .venv-bench .venv-matrix .cache/ansible-test build tests/output .pytest_cache "$${PORTMAP_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/portmap-natpmp}"

@@ -1,16 +1,20 @@
 # shellcheck shell=bash
 # Sourced by the scripts that run ansible-test (sanity.sh, pythons.sh, matrix.sh).
 # ansible-test runs from a path ending in ansible_collections/portmap/natpmp and decides what
-# to scan with git, so it gets a tree of its own under .cache/ansible-test/, filled from the
+# to scan with git, so it gets a tree of its own under $PORTMAP_CACHE/ansible-test/ (default
+# ~/.cache/portmap-natpmp: outside the checkout, so a fresh clone on the same machine, as CI
+# makes, reuses what an earlier run built), filled from the
 # files git knows (tracked, and new files not ignored): no virtualenv or test output is
 # scanned. The tree's tests/output/ is kept between runs: the virtualenvs ansible-test makes
 # there are reused. It downloads pip's bootstrap script before it creates a virtualenv; its
 # cache gets ours (ensurepip + pip install) instead.
 
-# collection_tree REPO NAME: refresh REPO/.cache/ansible-test/NAME/ansible_collections/portmap/natpmp
+PORTMAP_CACHE=${PORTMAP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/portmap-natpmp}
+
+# collection_tree REPO NAME: refresh $PORTMAP_CACHE/ansible-test/NAME/ansible_collections/portmap/natpmp
 # from REPO's files (all but its tests/output/), echo that path.
 collection_tree() {
-    local repo=$1 dest="$1/.cache/ansible-test/$2/ansible_collections/portmap/natpmp" file
+    local repo=$1 dest="$PORTMAP_CACHE/ansible-test/$2/ansible_collections/portmap/natpmp" file
     mkdir -p "$dest/tests"
     find "$dest" -mindepth 1 -maxdepth 1 ! -name tests -exec rm -rf {} +
     find "$dest/tests" -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make matrix`: every ansible-core minor the collection claims, from requires_ansible's to
 # the newest, each in a virtualenv of its own (scripts/matrix/ansible-core-X.Y.txt: exact
-# pins and the Python it runs on), kept in .venv-matrix/ and rebuilt when its pins change.
+# pins and the Python it runs on), kept in $PORTMAP_CACHE/venv-matrix/ (default ~/.cache/portmap-natpmp)
+# and rebuilt when its pins change.
 # For each: ansible-test sanity (scripts/sanity.sh, offline) and the playbook tests that
 # need no network namespace, with that version's ansible-playbook. A version whose Python
 # is missing is named and not run; with CI set, that fails the stage. Sanity and the playbook
@@ -44,7 +45,7 @@ for minor in ${MATRIX_VERSIONS:-$pinned}; do
         rows+=("$version|$python_version|sanity all: stage sanity|playbooks: stage integration (.venv)")
         continue
     fi
-    venv=$REPO/.venv-matrix/ansible-core-$minor
+    venv=$PORTMAP_CACHE/venv-matrix/ansible-core-$minor
     stamp=$venv/.installed-$(sha256sum "$pins" | cut -c1-16)
     if [ ! -e "$stamp" ]; then
         echo "== matrix: ansible-core $version on Python $python_version: building $venv"

@@ -75,7 +75,8 @@ class HostLock:
 
     def _open(self) -> int:
         folder = os.path.dirname(os.path.abspath(self.path))
-        owner = check_private_folder(folder, "lock file's").st_uid
+        folder_status = check_private_folder(folder, "lock file's")
+        owner = folder_status.st_uid
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
             fd = os.open(self.path, flags, LOCK_MODE)
@@ -93,8 +94,8 @@ class HostLock:
                     f"the lock file {self.path} belongs to user id {status.st_uid}, not to root or to the "
                     f"owner of its folder (user id {owner}); refusing to use it (remove it: the lock is made again)"
                 )
-            if os.geteuid() == 0 and status.st_uid != owner:
-                os.fchown(fd, owner, -1)  # root made it: the job's user must be able to open it too
+            if os.geteuid() == 0 and (status.st_uid, status.st_gid) != (owner, folder_status.st_gid):
+                os.fchown(fd, owner, folder_status.st_gid)  # root made it: the job's user must be able to open it too
             if status.st_mode & 0o7777 != LOCK_MODE:
                 os.fchmod(fd, LOCK_MODE)
         except PortmapError:
