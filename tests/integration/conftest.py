@@ -13,7 +13,6 @@ from tests.harness.netns import Topology, existing_namespaces, netns_available
 from simgw import SimulatedGateway
 
 
-
 @pytest.fixture
 def gw(loopback_address, tmp_path):
     """The simulated gateway on a loopback address of this test's own, with a control socket."""

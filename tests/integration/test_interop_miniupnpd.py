@@ -13,6 +13,7 @@ from tests.harness.interop import LISTENER, client_script, wan_connect
 
 pytestmark = pytest.mark.netns
 
+
 def run_client(topology, body):
     result = topology.run(topology.hosts[0], client_script(body))
     assert result.returncode == 0, result.stderr

@@ -25,7 +25,7 @@ def gateway(tmp_path, loopback_address):
 @pytest.mark.parametrize("method", ["pcp", "natpmp"])
 def test_lifecycle(gateway, collections_path, tmp_path, method):
     proc, recap = run_playbook("mapping_lifecycle.yml", tmp_path, base_vars(gateway, tmp_path, method),
-                                collections_path=collections_path)
+                               collections_path=collections_path)
     assert proc.returncode == 0, "the lifecycle playbook failed (output above)"
     assert recap_counts(recap)["failed"] == 0
 
@@ -46,7 +46,7 @@ def test_idempotence_recap(gateway, collections_path, tmp_path):
 
 def test_list_of_fifty_and_exclusive(gateway, collections_path, tmp_path):
     proc, _recap = run_playbook("mapping_list.yml", tmp_path, base_vars(gateway, tmp_path),
-                                  collections_path=collections_path)
+                                collections_path=collections_path)
     assert proc.returncode == 0, "the list playbook failed (output above)"
     timing = re.search(r"TIMING single-mapping task ([\d.]+) s; 50-mapping task ([\d.]+) s", proc.stdout)
     assert timing, "the playbook did not report its timings"

@@ -33,7 +33,7 @@ from test_fuzz import FUZZ, mutated
 CASES: Counter = Counter()
 ACCEPTED: Counter = Counter()
 
-NAMES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(VECTORS, "*.txt")))
+NAMES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(VECTORS, "*.b64")))
 SSDP = [vector(n) for n in NAMES if "-ssdp-" in n] + [
     b"NOTIFY * HTTP/1.1\r\nLOCATION: http://192.0.2.1:5000/rootDesc.xml\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n\r\n"]
 HTTP = [vector(n) for n in NAMES if "-ssdp-" not in n]

@@ -142,7 +142,7 @@ class Client:
     ) -> None:
         if method not in CLIENT_METHODS:
             raise InputError(f"method must be one of {', '.join(CLIENT_METHODS)}, got {method!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InputError(f"timeout must be a positive number of seconds, got {timeout!r}")
         explicit = gateway
         if method == UPNP and upnp_url and not gateway:

@@ -41,6 +41,7 @@ RESPONSE_BIT = 128
 PROTOCOL_OPS = {"udp": OP_MAP_UDP, "tcp": OP_MAP_TCP}
 OP_PROTOCOLS = {op: name for name, op in PROTOCOL_OPS.items()}
 
+
 class Result(enum.IntEnum):
     """NAT-PMP result codes, named as RFC 6886 section 3.5 names them."""
 

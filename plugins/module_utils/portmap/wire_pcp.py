@@ -48,6 +48,7 @@ OP_MAP = 1
 PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17}
 NUMBER_PROTOCOLS = {number: name for name, number in PROTOCOL_NUMBERS.items()}
 
+
 class Result(enum.IntEnum):
     """PCP result codes, named as RFC 6887 section 7.4 names them (they differ from NAT-PMP's above 2)."""
 
@@ -83,8 +84,8 @@ RESULT_ERRORS = {
     Result.EXCESSIVE_REMOTE_PEERS: ExcessiveRemotePeers,
 }
 RESULT_HINTS = {
-    Result.ADDRESS_MISMATCH: "the gateway sees this host's requests come from another address than the one inside them "
-        "(another NAT between this host and the gateway?)",
+    Result.ADDRESS_MISMATCH: ("the gateway sees this host's requests come from another address than the one inside "
+                              "them (another NAT between this host and the gateway?)"),
 }
 
 MAX_PORT = 0xFFFF

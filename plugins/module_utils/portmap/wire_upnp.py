@@ -27,6 +27,7 @@ def escape(text: str) -> str:
     """XML-escape a value for an element or an attribute (xml.sax.saxutils would pull in urllib.request)."""
     return "".join(_ESCAPES.get(char, char) for char in text)
 
+
 METHOD = defaults.UPNP
 MAX_DOCUMENT = 64 * 1024
 SOAP_ENVELOPE = "http://schemas.xmlsoap.org/soap/envelope/"

@@ -5,6 +5,7 @@ Answers are miniupnpd's own, recorded in vectors/upnp/ (capture.py there made th
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from typing import Callable, Dict, List, Optional, Tuple, Union
@@ -20,9 +21,15 @@ URL = f"http://{GATEWAY}:5000/rootDesc.xml"
 
 def vector(name: str) -> bytes:
     """A recorded answer, the gateway's address replaced by the fake one."""
-    with open(os.path.join(VECTORS, name + ".txt"), "rb") as handle:
-        raw = handle.read()
+    with open(os.path.join(VECTORS, name + ".b64"), "rb") as handle:  # base64: the answers' CRLFs kept exactly
+        raw = base64.b64decode(handle.read())
     return raw.replace(b"192.168.77.1:", GATEWAY.encode() + b":")
+
+
+def recorded(name: str) -> bytes:
+    """A recorded answer exactly as miniupnpd sent it."""
+    with open(os.path.join(VECTORS, name + ".b64"), "rb") as handle:
+        return base64.b64decode(handle.read())
 
 
 def body_of(raw: bytes) -> bytes:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.unit.plugins.module_utils.portmap.fakes_upnp import VECTORS, vector
+from tests.unit.plugins.module_utils.portmap.fakes_upnp import recorded, vector
 from portmap import wire_ssdp
 
 
@@ -43,8 +41,7 @@ def test_header_injection_is_refused(bad):
     ("v1-ssdp-InternetGatewayDevice-1", wire_ssdp.IGD_V1),
 ])
 def test_miniupnpd_answers(name, target):
-    with open(os.path.join(VECTORS, f"{name}.txt"), "rb") as handle:
-        raw = handle.read()
+    raw = recorded(name)
     message = wire_ssdp.decode(raw)
     assert message is not None
     assert (message.kind, message.target, message.location) == ("response", target, "http://192.168.77.1:5000/rootDesc.xml")

@@ -7,6 +7,7 @@ and body, one file each.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -90,8 +91,8 @@ def save(prefix: str, answers: dict) -> None:
     for name, text in answers.items():
         if text is None:
             continue
-        with open(os.path.join(HERE, f"{prefix}{name}.txt"), "w", encoding="latin-1", newline="") as handle:
-            handle.write(text)
+        with open(os.path.join(HERE, f"{prefix}{name}.b64"), "w", encoding="ascii") as handle:
+            handle.write(base64.encodebytes(text.encode("latin-1")).decode("ascii"))  # CRLFs kept exactly
 
 
 def capture_v2() -> None:
