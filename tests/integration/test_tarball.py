@@ -40,6 +40,10 @@ def test_tarball_content(installed):
         assert needed in names
     for unwanted in (".venv", "tests/output", ".ci", "scripts"):
         assert not any(name == unwanted or name.startswith(unwanted + "/") for name in names), unwanted
+    # only Python source under plugins/ (a stray profiler dump once sat in plugins/module_utils)
+    members = tarfile.open(tarball).getmembers()  # pylint: disable=consider-using-with
+    strays = [m.name for m in members if m.isfile() and m.name.startswith("plugins/") and not m.name.endswith(".py")]
+    assert not strays, strays
 
 
 def test_command_from_the_installed_collection(installed, loopback_address, tmp_path):
