@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
 import sys
 from typing import Any, List, Optional, Tuple
 
@@ -17,8 +18,19 @@ from .table import EXTERNAL_PORTS, parse_port_range
 
 
 def _parse_listen(value: str) -> Tuple[str, int]:
-    host, _colon, port = value.rpartition(":")
-    return host or "127.0.0.1", int(port or wire.SERVER_PORT)
+    """ADDRESS, ADDRESS:PORT or :PORT; the address defaults to 127.0.0.1, the port to 5351."""
+    host, colon, port = value.rpartition(":")
+    if not colon:
+        host, port = value, ""
+    try:
+        socket.inet_aton(host or "127.0.0.1")
+        number = int(port or wire.SERVER_PORT)
+    except (OSError, ValueError):
+        number = -1
+    if not 0 < number < 65536 or (host and host.count(".") != 3):
+        raise argparse.ArgumentTypeError(f"{value!r} is not ADDRESS, ADDRESS:PORT or :PORT "
+                                         "(an IPv4 address, a port 1-65535)")
+    return host or "127.0.0.1", number
 
 
 def _port_range(value: str) -> Tuple[int, int]:
@@ -47,7 +59,8 @@ def parser_of() -> argparse.ArgumentParser:
         description="Simulated NAT-PMP (RFC 6886) and PCP (RFC 6887) gateway with a JSON control channel and "
         "fault injection. "
         "Use 'python3 -m simgw ctl SOCKET JSON...' to send control commands.")
-    parser.add_argument("--listen", default="127.0.0.1:5351", help="ADDRESS:PORT to serve (default 127.0.0.1:5351)")
+    parser.add_argument("--listen", default=("127.0.0.1", wire.SERVER_PORT), type=_parse_listen,
+                        help="ADDRESS[:PORT] to serve (default 127.0.0.1:5351)")
     parser.add_argument("--control", help="path of the Unix control socket")
     parser.add_argument("--public-address", default="11.22.33.2", help="the public address to report")
     parser.add_argument("--lifetime-cap", type=int, default=86400, help="longest lifetime granted, seconds")
@@ -89,7 +102,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["ctl"]:
         return ctl(argv[1:])
     args = parser_of().parse_args(argv)
-    address, port = _parse_listen(args.listen)
+    address, port = args.listen
     try:
         gateway = SimulatedGateway(address, port, args.control, args.public_address, args.lifetime_cap,
                                    args.max_mappings, args.unsupported_version, args.announce, args.seed, args.speaks,
