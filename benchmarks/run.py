@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +33,7 @@ from tests.harness import miniupnpd as miniupnpd_mod  # noqa: E402  pylint: disa
 from tests.harness.netns import Topology, netns_available  # noqa: E402  pylint: disable=wrong-import-position
 from simgw import control  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import plot  # noqa: E402  pylint: disable=wrong-import-position
+from benchmarks import startup  # noqa: E402  pylint: disable=wrong-import-position
 
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 BENCH_PYTHON = os.path.join(REPO, ".venv-bench", "bin", "python")
@@ -326,6 +328,11 @@ def report(data: Dict[str, Any], command: str, seconds: float) -> str:
               "| ledger entries | wall time s | peak RSS MiB |", "|---:|---:|---:|"]
     for size, row in data["renewal"].items():
         lines.append(f"| {size} | {row['wall']:.3f} | {row['peak_mib']:.2f} |")
+    rows, runs = data["startup"]
+    lines += ["", "## Start-up (`portmap-natpmp public`, a process, simulated gateway on loopback)", "",
+              "The command as the role installs it (compiled, the host's Python), next to `python3 -c pass`,",
+              "the import of the standard-library modules it needs (its floor) and natpmpc.", ""]
+    lines += startup.table(rows, runs)
     return "\n".join(lines) + "\n"
 
 
@@ -354,6 +361,9 @@ def main() -> int:
         data["capacity"] = capacity(gw, args.quick)
         print("renewal job ...", flush=True)
         data["renewal"] = renewal_job(gw, folder, [1, 50, 500], 1 if args.quick else 5)
+        print("start-up ...", flush=True)
+        startup_runs = 10 if args.quick else 100
+        data["startup"] = (startup.measure(Path(REPO) / "plugins" / "module_utils", startup_runs)[0], startup_runs)
         print("playbooks ...", flush=True)
         data["playbooks"] = playbooks(gw, folder, fleet=not args.quick)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 from portmap.client import Client
@@ -189,3 +190,26 @@ def test_renew_pcp_mappings_with_their_nonce(gw, tmp_path):
     assert [(m["method"], m["nonce"], m["internal_port"]) for m in table] == [("pcp", entry["nonce"], 5353)]
     status = cli(gw, tmp_path, "status").stdout
     assert " pcp " in status and ":5353" in status
+
+
+SLOW_TO_IMPORT = ("argparse", "dataclasses", "typing", "inspect", "datetime", "threading", "tempfile", "shutil",
+                  "subprocess", "pathlib", "urllib", "http", "xml")
+
+
+def test_the_usual_subcommands_import_only_what_they_use(gw, tmp_path):
+    """The job runs often: ``public``, ``map``, ``renew`` and ``status`` import none of the slow modules."""
+    from tests.harness.faces import MODULE_UTILS  # pylint: disable=import-outside-toplevel
+
+    snippet = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from portmap.cli import main; code = main(); "
+               "sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)) + '\\n'); sys.exit(code)")
+    common = ["--gateway", gw.address, "--ledger", str(tmp_path / "ledger.json"), "--lock", str(tmp_path / "lock")]
+    for args in (["public"], ["map", "tcp", "8081", "--lifetime", "600"], ["renew", "--now", "--log", "stderr"],
+                 ["status"], ["delete", "tcp", "8081"]):
+        # -S: no site module, whose .pth files may import anything; -I: PYTHONPATH and the user's site ignored
+        proc = subprocess.run([sys.executable, "-I", "-S", "-c", snippet, MODULE_UTILS, *common, *args],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        loaded = set(proc.stderr.rsplit("MODULES ", 1)[1].split())
+        assert "portmap.client" in loaded or args == ["status"]
+        slow = sorted(name for name in loaded if name.split(".")[0] in SLOW_TO_IMPORT)
+        assert not slow, f"{' '.join(args)} imported {slow}"

@@ -16,14 +16,16 @@ keeps alive and ``status`` shows.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-from typing import Any, Callable, List, Optional, Sequence
 
 from . import defaults
 from .errors import InputError, PortmapError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Any, Callable, List, Optional, Sequence
 
 # The command starts often (the renewal job, shell loops): each subcommand imports
 # only the modules it uses, inside the function that runs it.
@@ -31,6 +33,7 @@ from .errors import InputError, PortmapError
 PROG = "portmap-natpmp"
 LOG_MODE = 0o644  # as the logrotate snippet creates it
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HOOK = 0, 1, 2, 3
+HIDDEN, REST = "==SUPPRESS==", "..."  # argparse.SUPPRESS and argparse.REMAINDER without importing argparse
 
 
 def say(text: str, stream: Any = None) -> None:
@@ -70,56 +73,210 @@ def open_log(path: str) -> int:
     return fd
 
 
-def parser() -> argparse.ArgumentParser:
+class Opt:
+    """One option or positional argument of the command line, as ``argparse.add_argument`` takes it."""
+
+    __slots__ = ("flags", "dest", "kwargs")
+
+    def __init__(self, *flags: str, **kwargs: Any) -> None:
+        self.flags = flags
+        self.dest = kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
+        self.kwargs = kwargs
+
+    @property
+    def positional(self) -> bool:
+        return not self.flags[0].startswith("-")
+
+    @property
+    def switch(self) -> bool:
+        return self.kwargs.get("action") == "store_true"
+
+    @property
+    def rest(self) -> bool:
+        return self.kwargs.get("nargs") == REST
+
+    def default(self) -> Any:
+        return False if self.switch else self.kwargs.get("default")
+
+    def convert(self, text: str) -> Any:
+        """The value as argparse makes it; ValueError (and its kin) when argparse would refuse it."""
+        value = self.kwargs.get("type", str)(text)
+        if "choices" in self.kwargs and value not in self.kwargs["choices"]:
+            raise ValueError(text)
+        return value
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (argparse turns the ValueError into a usage message naming the option)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ValueError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+# The command line, declared once: ``parser()`` builds argparse from it (help, usage errors,
+# abbreviations), ``parse()`` reads well-formed command lines with it without importing argparse.
+GLOBAL = (
+    Opt("--gateway", help="the gateway's IPv4 address (default: the default route's router)"),
+    Opt("--port", type=int, default=defaults.PORT, help=HIDDEN),
+    Opt("--source-address", help="local address to send from (VPN, policy routing)"),
+    Opt("--method", choices=defaults.METHODS, default=defaults.AUTO,
+        help="protocol: auto (PCP, falling back to NAT-PMP; the default), pcp, or natpmp"),
+    Opt("--timeout", type=_seconds, default=defaults.TIMEOUT,
+        help=f"deadline of each request, seconds (default {defaults.TIMEOUT:g})"),
+    Opt("--ledger", default=defaults.LEDGER_PATH, help=f"the ledger file (default {defaults.LEDGER_PATH})"),
+    Opt("--lock", default=None, help="the per-host lock file (default: .portmap-natpmp.lock beside the ledger); its "
+        "folder must be writable by its owner only, like the ledger's"),
+)
+_PORT_PROTOCOLS = defaults.PROTOCOLS + ("both",)
+COMMANDS = {
+    "public": ("print the gateway's public address, epoch and the protocols it speaks", ()),
+    "map": ("create or renew a mapping and record it in the ledger", (
+        Opt("protocol", choices=_PORT_PROTOCOLS),
+        Opt("internal_port", type=int),
+        Opt("--external-port", type=int, help="suggested public port (0: any; default: internal port)"),
+        Opt("--lifetime", type=int, default=defaults.LIFETIME,
+            help=f"requested lifetime, seconds (default {defaults.LIFETIME})"),
+    )),
+    "delete": ("delete a mapping on the gateway and from the ledger", (
+        Opt("protocol", choices=_PORT_PROTOCOLS),
+        Opt("internal_port", type=int),
+    )),
+    "status": ("the ledger's mappings, with time left and the last result", (
+        Opt("--json", action="store_true", help="print JSON"),
+    )),
+    "renew": ("renew the ledger's mappings (what the renewal job runs)", (
+        Opt("--now", action="store_true", help="renew every mapping now, not only those due"),
+        Opt("--log", default="syslog", help="where to log one line per action: syslog (default), stderr, or a file path"),
+        Opt("--on-change", nargs=REST, metavar="CMD",
+            help="command (and arguments, no shell) run when a public endpoint changes; it gets PORTMAP_* environment "
+            "variables. Must come last."),
+    )),
+    "nat": ("classify the NAT with a STUN server (RFC 5780) and tell whether mappings are reachable from the Internet", (
+        Opt("--stun-server", required=True, metavar="HOST:PORT", help="the STUN server to ask"),
+        Opt("--json", action="store_true", help="print JSON"),
+    )),
+}
+
+
+def parser() -> Any:
+    """The argparse parser of the command line (help and usage errors)."""
+    import argparse  # pylint: disable=import-outside-toplevel
+
+    def add(target: Any, opt: Opt) -> None:
+        kwargs = dict(opt.kwargs)
+        if kwargs.get("help") == HIDDEN:
+            kwargs["help"] = argparse.SUPPRESS  # compared by identity
+        if kwargs.get("type") not in (None, int, str):
+            kwargs["type"] = _usage_type(kwargs["type"], argparse.ArgumentTypeError)
+        target.add_argument(*opt.flags, **kwargs)
+
     main = argparse.ArgumentParser(
         prog=PROG,
         description="Open, renew and inspect port mappings on the NAT gateway with PCP (RFC 6887) or "
                     "NAT-PMP (RFC 6886).",
         epilog="Exit codes: 0 success, 1 a request or renewal failed, 2 bad usage, 3 the on-change hook failed.")
-    main.add_argument("--gateway", help="the gateway's IPv4 address (default: the default route's router)")
-    main.add_argument("--port", type=int, default=defaults.PORT, help=argparse.SUPPRESS)
-    main.add_argument("--source-address", help="local address to send from (VPN, policy routing)")
-    main.add_argument("--method", choices=defaults.METHODS, default=defaults.AUTO,
-                      help="protocol: auto (PCP, falling back to NAT-PMP; the default), pcp, or natpmp")
-    main.add_argument("--timeout", type=_seconds, default=defaults.TIMEOUT,
-                      help=f"deadline of each request, seconds (default {defaults.TIMEOUT:g})")
-    main.add_argument("--ledger", default=defaults.LEDGER_PATH, help=f"the ledger file (default {defaults.LEDGER_PATH})")
-    main.add_argument("--lock", default=None,
-                      help="the per-host lock file (default: .portmap-natpmp.lock beside the ledger); its folder must "
-                      "be writable by its owner only, like the ledger's")
+    for opt in GLOBAL:
+        add(main, opt)
     sub = main.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    sub.add_parser("public", help="print the gateway's public address, epoch and the protocols it speaks")
-
-    mapping = sub.add_parser("map", help="create or renew a mapping and record it in the ledger")
-    mapping.add_argument("protocol", choices=defaults.PROTOCOLS + ("both",))
-    mapping.add_argument("internal_port", type=int)
-    mapping.add_argument("--external-port", type=int, help="suggested public port (0: any; default: internal port)")
-    mapping.add_argument("--lifetime", type=int, default=defaults.LIFETIME,
-                         help=f"requested lifetime, seconds (default {defaults.LIFETIME})")
-
-    delete = sub.add_parser("delete", help="delete a mapping on the gateway and from the ledger")
-    delete.add_argument("protocol", choices=defaults.PROTOCOLS + ("both",))
-    delete.add_argument("internal_port", type=int)
-
-    status = sub.add_parser("status", help="the ledger's mappings, with time left and the last result")
-    status.add_argument("--json", action="store_true", help="print JSON")
-
-    renew = sub.add_parser("renew", help="renew the ledger's mappings (what the renewal job runs)")
-    renew.add_argument("--now", action="store_true", help="renew every mapping now, not only those due")
-    renew.add_argument("--log", default="syslog",
-                       help="where to log one line per action: syslog (default), stderr, or a file path")
-    renew.add_argument("--on-change", nargs=argparse.REMAINDER, metavar="CMD",
-                       help="command (and arguments, no shell) run when a public endpoint changes; it gets "
-                       "PORTMAP_* environment variables. Must come last.")
-    nat = sub.add_parser("nat", help="classify the NAT with a STUN server (RFC 5780) and tell whether mappings "
-                                     "are reachable from the Internet")
-    nat.add_argument("--stun-server", required=True, metavar="HOST:PORT", help="the STUN server to ask")
-    nat.add_argument("--json", action="store_true", help="print JSON")
+    for name, (text, opts) in COMMANDS.items():
+        command = sub.add_parser(name, help=text)
+        for opt in opts:
+            add(command, opt)
     return main
 
 
-def _nat(args: argparse.Namespace, ledger: Any, make_client: Callable[..., Any]) -> int:
+def _usage_type(convert: Callable[[str], Any], error: type) -> Callable[[str], Any]:
+    """``convert`` with its ValueError's own message in argparse's usage error."""
+    def wrapped(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError as exc:
+            raise error(str(exc)) from exc
+    return wrapped
+
+
+class Args:
+    """The parsed command line: one attribute per option (what ``argparse.Namespace`` holds)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+def _read(opts: Sequence[Opt], argv: List[str], index: int, texts: dict, stop_at_word: bool) -> Optional[int]:
+    """Read options (and, unless ``stop_at_word``, positionals) from ``argv[index:]`` into ``texts``.
+
+    Returns where it stopped, or None when the command line is anything but plain (help, an
+    abbreviation, a value that starts with a dash, a word too many or too few): argparse reads it then.
+    """
+    by_flag = {flag: opt for opt in opts if not opt.positional for flag in opt.flags}
+    positionals = [opt for opt in opts if opt.positional]
+    while index < len(argv):
+        word = argv[index]
+        if not word.startswith("-"):
+            if stop_at_word:
+                return index
+            if not positionals:
+                return None
+            texts[positionals.pop(0).dest] = word
+            index += 1
+            continue
+        flag, equals, inline = word.partition("=")
+        opt = by_flag.get(flag)
+        if opt is None or (equals and (opt.rest or opt.switch)):
+            return None
+        if opt.rest:
+            texts[opt.dest] = argv[index + 1:]
+            return len(argv)
+        if opt.switch:
+            texts[opt.dest] = True
+            index += 1
+        elif equals:
+            texts[opt.dest] = inline
+            index += 1
+        elif index + 1 < len(argv) and not argv[index + 1].startswith("-"):
+            texts[opt.dest] = argv[index + 1]
+            index += 2
+        else:
+            return None
+    return None if positionals or stop_at_word else index
+
+
+def _plain(argv: List[str]) -> Optional[Args]:
+    """The command line read without argparse, or None when argparse must read it."""
+    texts: dict = {}
+    index = _read(GLOBAL, argv, 0, texts, stop_at_word=True)
+    if index is None or argv[index] not in COMMANDS:
+        return None
+    opts = GLOBAL + COMMANDS[argv[index]][1]
+    if _read(opts[len(GLOBAL):], argv, index + 1, texts, stop_at_word=False) is None:
+        return None
+    values = {"command": argv[index]}
+    for opt in opts:
+        if opt.dest not in texts:
+            if opt.kwargs.get("required"):
+                return None
+            values[opt.dest] = opt.default()
+        elif opt.switch or opt.rest:
+            values[opt.dest] = texts[opt.dest]
+        else:
+            try:
+                values[opt.dest] = opt.convert(texts[opt.dest])
+            except (TypeError, ValueError, ArithmeticError):
+                return None  # argparse says what is wrong
+    return Args(**values)
+
+
+def parse(argv: Sequence[str]) -> Args:
+    """The parsed command line; argparse (imported only then) for help, usage errors and anything unusual."""
+    words = list(argv)
+    return _plain(words) or Args(**vars(parser().parse_args(words)))
+
+
+def _nat(args: Args, ledger: Any, make_client: Callable[..., Any]) -> int:
     # pylint: disable=import-outside-toplevel
     import json
 
@@ -153,18 +310,7 @@ def _word(value: Optional[bool]) -> str:
     return {True: "yes", False: "no", None: "unknown"}[value]
 
 
-def _seconds(text: str) -> float:
-    """A positive number of seconds (argparse turns the error into a usage message)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
-def _client_factory(args: argparse.Namespace, lock: Any) -> Callable[..., Any]:
+def _client_factory(args: Args, lock: Any) -> Callable[..., Any]:
     from .client import Client  # pylint: disable=import-outside-toplevel
 
     def make(gateway: Optional[str] = None, epoch: Any = None) -> Any:
@@ -188,7 +334,7 @@ def _print_mappings(rows: List[dict]) -> None:
             f"{left:>10}  {result}")
 
 
-def dispatch(args: argparse.Namespace) -> int:
+def dispatch(args: Args) -> int:
     """Run the subcommand ``args`` names; its exit code."""
     # pylint: disable=import-outside-toplevel
     from .ledger import Ledger
@@ -251,7 +397,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
     try:
         return dispatch(args)
     except PortmapError as exc:  # ApplyError included: what was done is in the ledger

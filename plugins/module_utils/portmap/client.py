@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional
 
 from . import defaults, wire_natpmp, wire_pcp
-from .discovery import discover_gateway
 from .epoch import EpochObservation, lost_state
 from .errors import GatewayTimeout, InputError, PortmapError, UnsupportedVersion
 from .lock import HostLock, ProcessLock
+from .records import asdict, record_class
 from .transport import DEFAULT_PORT, DEFAULT_TIMEOUT, Channel, Transport
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Any, Callable, Dict, List, Optional
 
 PROTOCOLS = defaults.PROTOCOLS
 DEFAULT_LIFETIME = defaults.LIFETIME
@@ -45,7 +47,7 @@ PCP_SHARE = 1 / 3  # of the deadline, for PCP's first try under "auto"
 NAMES = {PCP: "PCP", NATPMP: "NAT-PMP", UPNP: "UPnP IGD"}
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class VersionRefused:
     """The gateway answered "unsupported version": it speaks at most ``version``."""
 
@@ -53,7 +55,7 @@ class VersionRefused:
     epoch: int = 0
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class PublicAddress:
     """The gateway's answer to the read-only request (NAT-PMP op 0, or PCP ANNOUNCE).
 
@@ -71,7 +73,7 @@ class PublicAddress:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Mapping:
     """A mapping as the gateway granted it (lifetime 0: deleted)."""
 
@@ -149,6 +151,8 @@ class Client:
             from urllib.parse import urlsplit  # pylint: disable=import-outside-toplevel
 
             explicit = urlsplit(upnp_url).hostname
+        from .discovery import discover_gateway  # pylint: disable=import-outside-toplevel
+
         self.gateway, self.found_in = discover_gateway(explicit)
         self.requested_method = method
         self.method: Optional[str] = None if method == AUTO else method

@@ -14,9 +14,12 @@ import re
 import socket
 import struct
 import sys
-from typing import Callable, List, Optional, Tuple
 
 from .errors import DiscoveryError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Callable, List, Optional, Tuple
 
 try:
     import netifaces  # optional: used when importable, never required

@@ -9,14 +9,18 @@ also works across processes (the ledger stores the last observation).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from .records import record_class
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Any, Dict, Optional
 
 NATPMP = "natpmp"
 PCP = "pcp"
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class EpochObservation:
     epoch: int
     seen_at: float  # wall clock, seconds since the Unix epoch

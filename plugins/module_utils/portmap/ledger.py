@@ -16,13 +16,16 @@ import errno
 import json
 import os
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import defaults
 from .epoch import EpochObservation
 from .errors import PortmapError
 from .lock import HostLock, check_private_folder, lock_path_for
+from .records import asdict, field, record_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = defaults.LEDGER_PATH
@@ -38,7 +41,7 @@ class LedgerError(PortmapError):
     """The ledger cannot be read, parsed or written."""
 
 
-@dataclass
+@record_class
 class Renewal:
     """The outcome of the last request for a mapping."""
 
@@ -47,7 +50,7 @@ class Renewal:
     error: str = ""
 
 
-@dataclass
+@record_class
 class Notified:
     """The public endpoint the on-change hook was last told for a mapping."""
 
@@ -55,7 +58,7 @@ class Notified:
     public_address: str
 
 
-@dataclass
+@record_class
 class Entry:
     gateway: str
     protocol: str
@@ -148,7 +151,7 @@ def _typed(data: Dict[str, Any], name: str, kind: Any, default: Any = None) -> A
     return value
 
 
-@dataclass
+@record_class
 class LedgerData:
     entries: List[Entry] = field(default_factory=list)
 
@@ -246,11 +249,9 @@ class Ledger:
             size = os.stat(self.path).st_size
         except OSError:
             size = 0
-        import tempfile  # pylint: disable=import-outside-toplevel  # only runs that write pay for it
-
         temporary = ""
         try:
-            fd, temporary = tempfile.mkstemp(prefix=".ledger-", suffix=".tmp", dir=self.folder)
+            fd, temporary = _make_temporary(self.folder)
             try:
                 _fill(fd, size + RESERVE)
             except OSError:
@@ -351,6 +352,17 @@ class Ledger:
 
 class LedgerWriteFailed(LedgerError):
     """The ledger could not be written after the gateway was asked; the message says what was undone."""
+
+
+def _make_temporary(folder: str) -> Tuple[int, str]:
+    """A new file of our own in ``folder`` (tempfile.mkstemp's guarantees: O_EXCL, mode 0600, no symlink)."""
+    for _attempt in range(100):
+        path = os.path.join(folder, f".ledger-{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", folder)
 
 
 def _fill(fd: int, size: int) -> None:

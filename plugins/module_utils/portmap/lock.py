@@ -23,11 +23,14 @@ import errno
 import fcntl
 import os
 import stat
-import threading
 import time
-from typing import Callable, Optional
+from _thread import RLock  # threading.RLock itself, without importing threading
 
 from .errors import LockTimeout, PortmapError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Callable, Optional
 
 LOCK_NAME = ".portmap-natpmp.lock"
 LOCK_MODE = 0o600
@@ -71,7 +74,7 @@ class HostLock:
         self._sleep = sleep
         self._fd: Optional[int] = None
         self._depth = 0
-        self._mutex = threading.RLock()
+        self._mutex = RLock()
 
     def _open(self) -> int:
         folder = os.path.dirname(os.path.abspath(self.path))
@@ -161,7 +164,7 @@ class ProcessLock:
 
     def __init__(self) -> None:
         self.path = ""
-        self._mutex = threading.RLock()
+        self._mutex = RLock()
         self._depth = 0
 
     def __enter__(self) -> "ProcessLock":

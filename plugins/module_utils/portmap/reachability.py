@@ -12,11 +12,15 @@ that matches is the only confirmation that the mapping is reachable.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+
+from .records import field, record_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Any, Dict, List, Optional
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class SpecialRange:
     network: ipaddress.IPv4Network
     name: str  # as in "... is in the <name>: ..."
@@ -66,7 +70,7 @@ def range_warning(address: str) -> Optional[str]:
     return f"the gateway's public address {address} is in the {found.name}: {UNREACHABLE}"
 
 
-@dataclass
+@record_class
 class Reachability:
     reachable: Optional[bool]
     double_nat: Optional[bool]

@@ -14,15 +14,17 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from .client import Client, Mapping
 from .errors import PortmapError
 from .ledger import Entry, LedgerData, Renewal
 
-MAX_RESTARTS = 3  # reboots during one pass that send it back over the mappings handled before
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+    T = TypeVar("T")
 
-T = TypeVar("T")
+MAX_RESTARTS = 3  # reboots during one pass that send it back over the mappings handled before
 
 
 def record(data: LedgerData, client: Client, protocol: str, internal_port: int, requested_external_port: int,

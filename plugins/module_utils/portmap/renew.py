@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .client import Client, Mapping
 from .epoch import EpochObservation
@@ -27,11 +25,16 @@ from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData
 from .reachability import assess
 from .reconcile import Undo, note_failure, one_port, record, split_ports, walk
+from .records import field, record_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 HOOK_TIMEOUT = 60
 
 
-@dataclass
+@record_class
 class Change:
     """A public endpoint the on-change hook has not been told yet: one mapping, or the TCP and
     UDP halves of ``protocol: both`` when they moved together."""
@@ -92,7 +95,7 @@ def untold(data: LedgerData) -> List[Change]:
     return changes
 
 
-@dataclass
+@record_class
 class Report:
     renewed: int = 0
     kept: int = 0

@@ -23,12 +23,15 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import wire_stun
 from .errors import GatewayTimeout, PortmapError, StunError
+from .records import record_class
 from .transport import Channel, Transport, receive_from
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Any, Callable, Dict, Optional, Tuple
 
 DEFAULT_STUN_PORT = 3478
 DEFAULT_TIMEOUT = 3.0
@@ -47,7 +50,8 @@ SYMMETRIC = "Symmetric NAT"
 SYMMETRIC_FIREWALL = "Symmetric UDP Firewall"
 BLOCKED = "Blocked"
 
-Address = Tuple[str, int]
+if TYPE_CHECKING:
+    Address = Tuple[str, int]
 
 
 def parse_server(text: str) -> Address:
@@ -134,7 +138,7 @@ class _Toward(Channel):
         return self.endpoint.receive(timeout)
 
 
-@dataclass
+@record_class
 class NatBehaviour:
     """What STUN told about the way to the server."""
 

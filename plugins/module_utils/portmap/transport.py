@@ -17,18 +17,22 @@ from __future__ import annotations
 import errno
 import socket
 import time
-from typing import Callable, List, Optional, Tuple, TypeVar, Union
 
 from . import defaults
 from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Callable, List, Optional, Tuple, TypeVar, Union
+    T = TypeVar("T")
 
 DEFAULT_PORT = defaults.PORT
 DEFAULT_TIMEOUT = defaults.TIMEOUT
 INITIAL_WAIT = 0.25
 MAX_DATAGRAM = 1100  # PCP's maximum message size; NAT-PMP's are far smaller
 
-T = TypeVar("T")
-Address = Tuple[str, int]
+if TYPE_CHECKING:
+    Address = Tuple[str, int]
 
 
 class Channel:

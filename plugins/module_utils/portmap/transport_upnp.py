@@ -17,20 +17,24 @@ from __future__ import annotations
 import re
 import socket
 import time
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from . import wire_ssdp
 from .errors import GatewayTimeout, GatewayUnreachable, PortmapError, UpnpProtocolError
+from .records import record_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Callable, Dict, List, Optional, Tuple
 
 MAX_RESPONSE = 64 * 1024
 MAX_HEADER = 8 * 1024
 USER_AGENT = "portmap.natpmp UPnP/1.1"
 _STATUS = re.compile(r"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: (.*))?$")
 
-Address = Tuple[str, int]
-Clock = Callable[[], float]
+if TYPE_CHECKING:
+    Address = Tuple[str, int]
+    Clock = Callable[[], float]
 
 
 class Datagrams:
@@ -163,10 +167,11 @@ class TcpStream(Stream):
         self.sock.close()
 
 
-StreamFactory = Callable[[Address, float], Stream]
+if TYPE_CHECKING:
+    StreamFactory = Callable[[Address, float], Stream]
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class HttpResponse:
     status: int
     reason: str

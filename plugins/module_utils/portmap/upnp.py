@@ -20,13 +20,17 @@ from __future__ import annotations
 import functools
 import ipaddress
 import time
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
 
 from . import wire_ssdp, wire_upnp
 from .errors import (GatewayTimeout, MalformedPacket, NoPublicAddress, PortmapError, UpnpActionFailed, UpnpConflict,
                      UpnpFault, UpnpInvalidArgs, UpnpNoSuchEntry, UpnpOnlyPermanentLeases, UpnpProtocolError)
-from .transport_upnp import Datagrams, Http, StreamFactory, gateway_url, search
+from .records import record_class
+from .transport_upnp import Datagrams, Http, gateway_url, search
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Callable, List, Optional, Tuple
+    from .transport_upnp import StreamFactory
 
 METHOD = wire_upnp.METHOD
 DEFAULT_TIMEOUT = 3.0
@@ -41,7 +45,7 @@ def is_public(address: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Granted:
     """A mapping as the IGD took it.
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from dataclasses import dataclass
-from typing import Callable, Optional, Union
 
 from .errors import (
     MalformedPacket,
@@ -26,6 +24,11 @@ from .errors import (
     UnsupportedOpcode,
     UnsupportedVersion,
 )
+from .records import record_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Callable, Optional, Union
 
 METHOD = "natpmp"
 VERSION = 0
@@ -74,12 +77,12 @@ SHORT_REPLY_LENGTH = _HEADER.size  # 8 bytes: error replies without a body
 # --------------------------------------------------------------------------- values
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class PublicAddressRequest:
     """Opcode 0."""
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class MapRequest:
     """Opcodes 1 (UDP) and 2 (TCP); lifetime 0 deletes, internal port 0 deletes all."""
 
@@ -89,7 +92,7 @@ class MapRequest:
     lifetime: int
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class OtherRequest:
     """A request of another version or opcode (the server answers it with an error)."""
 
@@ -97,7 +100,7 @@ class OtherRequest:
     op: int
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Reply:
     """A decoded reply.  Fields that the reply does not carry are None."""
 
@@ -116,7 +119,8 @@ class Reply:
         return result_name(self.result)
 
 
-Request = Union[PublicAddressRequest, MapRequest, OtherRequest]
+if TYPE_CHECKING:
+    Request = Union[PublicAddressRequest, MapRequest, OtherRequest]
 
 
 def result_name(code: int) -> str:
@@ -186,7 +190,7 @@ def is_unsupported_version(reply: Reply) -> bool:
     return reply.length == SHORT_REPLY_LENGTH and reply.result == Result.UNSUPPORTED_VERSION
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Pending:
     """A request on its way: the bytes to send and the test a reply must pass.
 

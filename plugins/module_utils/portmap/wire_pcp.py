@@ -16,8 +16,6 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from dataclasses import dataclass
-from typing import Optional, Union
 
 from . import wire_natpmp
 from .errors import (
@@ -38,6 +36,11 @@ from .errors import (
     UnsupportedVersion,
     UserQuotaExceeded,
 )
+from .records import record_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Optional, Union
 
 METHOD = "pcp"
 VERSION = 2
@@ -104,12 +107,12 @@ MAP_LENGTH = HEADER_LENGTH + _MAP_BODY.size  # 60
 # --------------------------------------------------------------------------- values
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class AnnounceRequest:
     client_address: str
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class MapRequest:
     """A MAP request; lifetime 0 deletes (internal port 0 with it: every mapping of the nonce)."""
 
@@ -123,7 +126,7 @@ class MapRequest:
     lifetime: int
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class OtherRequest:
     """A request of another version or opcode (the server answers it with an error)."""
 
@@ -133,10 +136,11 @@ class OtherRequest:
     lifetime: int = 0
 
 
-Request = Union[AnnounceRequest, MapRequest, OtherRequest]
+if TYPE_CHECKING:
+    Request = Union[AnnounceRequest, MapRequest, OtherRequest]
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Reply:
     """A decoded response.  Fields the response does not carry are None."""
 
@@ -272,7 +276,7 @@ def decode_reply(data: bytes) -> Reply:
     return Reply(op=opcode, result=result, lifetime=lifetime, epoch=epoch, length=len(data))
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Pending:
     """A request on its way: how to make its bytes, and the test a reply must pass.
 

@@ -9,8 +9,12 @@ SSDP answer or announcement (anything may arrive on the port) gives None.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Dict, Optional
+
+from .records import record_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Dict, Optional
 
 MULTICAST_ADDRESS = "239.255.255.250"
 PORT = 1900
@@ -24,7 +28,7 @@ WANPPP_V1 = "urn:schemas-upnp-org:service:WANPPPConnection:1"
 SEARCH_TARGETS = (IGD_V2, IGD_V1, WANIP_V2, WANIP_V1, WANPPP_V1)  # all sent at once, v2 first
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class SsdpMessage:
     """An answer to an M-SEARCH (``kind`` "response") or an announcement ("notify").
 

@@ -23,10 +23,13 @@ import stringprep
 import struct
 import unicodedata
 import zlib
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
 
 from .errors import MalformedPacket
+from .records import record_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import List, Optional, Sequence, Tuple
 
 MAGIC_COOKIE = 0x2112A442
 HEADER_SIZE = 20
@@ -74,17 +77,18 @@ CHANGE_PORT = 0x02
 FAMILY_IPV4 = 0x01
 FAMILY_IPV6 = 0x02
 
-Address = Tuple[str, int]
+if TYPE_CHECKING:
+    Address = Tuple[str, int]
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Attribute:
     type: int
     value: bytes
     offset: int  # where its header starts in the message
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Message:
     msg_type: int
     transaction_id: bytes
@@ -226,7 +230,7 @@ def binding_request(transaction_id: bytes, change_ip: bool = False, change_port:
     return encode(BINDING_REQUEST, transaction_id, attributes)
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class BindingResponse:
     """What a Binding response says (success or error)."""
 

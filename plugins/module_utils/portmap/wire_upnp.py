@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 from urllib.parse import urljoin
 from xml.etree import ElementTree
 
 from . import defaults, errors
+from .records import record_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
+    from typing import Dict, List, Optional, Tuple
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
 
@@ -73,7 +76,7 @@ _UNSAFE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _DIGITS = re.compile(r"[0-9]+")
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Service:
     """The WAN connection service of an IGD: where to send its SOAP actions."""
 
@@ -82,21 +85,21 @@ class Service:
     version: int
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Description:
     url: str
     device_type: str
     service: Service
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class StatusInfo:
     status: str
     last_error: str
     uptime: int
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class PortMappingEntry:
     """One row of the gateway's table (GetSpecificPortMappingEntry fills only part of it)."""
 
@@ -110,7 +113,7 @@ class PortMappingEntry:
     remote_host: str = ""
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class Action:
     """A SOAP request: the action's name and its arguments, in the order the service defines."""
 
