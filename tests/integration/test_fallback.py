@@ -1,9 +1,11 @@
-"""PCP with NAT-PMP fallback against each mode of the simulated gateway, with wall times.
+"""Method auto against each mode of the simulated gateway, with wall times.
 
 The gateway speaks both protocols, NAT-PMP only (answering PCP with its 8-byte
-"unsupported version"), PCP only (answering NAT-PMP with PCP's UNSUPP_VERSION), or
-NAT-PMP only while dropping PCP silently.  With ``auto`` every mode ends on the protocol
-the gateway speaks, within the one deadline; a forced method fails with a clear error.
+"unsupported version"), PCP only (answering NAT-PMP with PCP's UNSUPP_VERSION),
+NAT-PMP only while dropping PCP silently, or only UPnP IGD (dropping what comes to
+port 5351), or nothing.  With ``auto`` (PCP, NAT-PMP and an IGD search asked at once)
+every mode ends on the protocol the gateway speaks, within the one deadline; a forced
+method fails with a clear error.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 import pytest
 
 from portmap.client import PCP_SHARE, Client
+from portmap.detect import UPNP_GRACE
 from portmap.errors import GatewayTimeout, UnsupportedVersion
 from simgw import SimulatedGateway
 
@@ -24,8 +27,9 @@ def speaking(loopback_address, tmp_path):
     """A gateway factory: ``speaking(mode)`` starts the gateway in that mode."""
     started = []
 
-    def start(mode):
-        gateway = SimulatedGateway(address=loopback_address, control_path=str(tmp_path / "gw.sock"), speaks=mode)
+    def start(mode, **options):
+        gateway = SimulatedGateway(address=loopback_address, control_path=str(tmp_path / "gw.sock"), speaks=mode,
+                                   **options)
         started.append(gateway.start())
         return gateway
 
@@ -45,27 +49,35 @@ def mapped(client):
     return client.map("tcp", 8080, 8080, 600)
 
 
-@pytest.mark.parametrize("mode, method, fast", [
-    ("both", "pcp", True),
-    ("pcp", "pcp", True),
-    ("natpmp", "natpmp", True),  # refused at once: no waiting
-    ("drop-pcp", "natpmp", False),  # silence: PCP's share of the deadline goes by first
+@pytest.mark.parametrize("mode, igd, method, within", [
+    ("both", "off", "pcp", (0, 0.1)),  # one round trip
+    ("both", "v2", "pcp", (0, 0.1)),  # the IGD answers too: PCP is preferred
+    ("pcp", "off", "pcp", (0, 0.1)),
+    ("natpmp", "off", "natpmp", (0, 0.1)),  # PCP refused at once: no waiting
+    ("drop-pcp", "off", "natpmp", (TIMEOUT * PCP_SHARE, TIMEOUT * PCP_SHARE + 0.3)),  # PCP's share goes by first
+    ("none", "v2", "upnp", (UPNP_GRACE, 0.5)),  # UPnP IGD only, port 5351 dropped: chosen after the grace
+    ("none", "v1", "upnp", (UPNP_GRACE, 0.5)),
 ])
-def test_auto_ends_on_what_the_gateway_speaks(speaking, tmp_path, mode, method, fast):
-    gateway = speaking(mode)
+def test_auto_ends_on_what_the_gateway_speaks(speaking, tmp_path, mode, igd, method, within):
+    gateway = speaking(mode, igd=igd)
     client = Client(gateway.address, method="auto", timeout=TIMEOUT, lock_path=str(tmp_path / "lock"))
-    granted, wall = timed(client, mapped)
-    print(f"auto against speaks={mode}: {method} after {wall:.3f} s; tries {[(a['method'], a['outcome']) for a in client.attempts]}")
+    start = time.monotonic()
+    client.public_address()
+    chosen = time.monotonic() - start
+    granted = client.map("tcp", 8080, 8080, 600)
+    print(f"auto against speaks={mode} igd={igd}: {method} chosen after {chosen:.3f} s "
+          f"(detection {client.detection.chosen_after:.3f} s); tries "
+          f"{[(a['method'], a['outcome']) for a in client.attempts]}")
     assert granted.method == method == client.method
     assert granted.external_port == 8080 and granted.lifetime == 600
     assert granted.public_address == "11.22.33.2"
     table = gateway.ctl({"cmd": "table"})["mappings"]
     assert [(m["method"], m["internal_port"], bool(m["nonce"])) for m in table] == [(method, 8080, method == "pcp")]
-    if fast:
-        assert wall < 0.5
-    else:
-        assert TIMEOUT * PCP_SHARE <= wall < TIMEOUT * PCP_SHARE + 0.5
-        assert [a["outcome"] for a in client.attempts][:2] == ["no answer", "answered"]
+    assert within[0] <= client.detection.chosen_after < within[1]
+    assert chosen < within[1] + 0.2  # the public address included (UPnP: description, status, address)
+    if mode == "drop-pcp":
+        outcomes = dict((a["method"], a["outcome"]) for a in client.attempts)
+        assert outcomes["pcp"].startswith("no answer to the PCP ANNOUNCE request") and outcomes["natpmp"] == "answered"
 
 
 @pytest.mark.parametrize("mode, method, error, slow", [
@@ -100,7 +112,8 @@ def test_auto_on_a_silent_gateway_gives_up_at_the_one_deadline(speaking, tmp_pat
     print(f"auto against a silent gateway: gave up after {wall:.3f} s: {raised.value}")
     assert TIMEOUT <= wall < TIMEOUT + 0.3
     assert "PCP ANNOUNCE" in str(raised.value) and "NAT-PMP public address" in str(raised.value)
-    assert [a["method"] for a in client.attempts] == ["pcp", "natpmp"]
+    assert "UPnP IGD search" in str(raised.value)
+    assert [a["method"] for a in client.attempts] == ["pcp", "natpmp", "upnp"]
 
 
 def test_no_memory_across_runs(speaking, tmp_path):

@@ -24,14 +24,14 @@ import time
 
 from . import defaults, wire_natpmp, wire_pcp
 from .epoch import EpochObservation, lost_state
-from .errors import GatewayTimeout, InputError, PortmapError, UnsupportedVersion
+from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError, UnsupportedVersion, UpnpProtocolError
 from .lock import HostLock, ProcessLock
 from .records import asdict, record_class
 from .transport import DEFAULT_PORT, DEFAULT_TIMEOUT, Channel, Transport
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
-    from typing import Any, Callable, Dict, List, Optional
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 PROTOCOLS = defaults.PROTOCOLS
 DEFAULT_LIFETIME = defaults.LIFETIME
@@ -41,10 +41,11 @@ PCP = wire_pcp.METHOD
 UPNP = defaults.UPNP
 AUTO = defaults.AUTO
 METHODS = defaults.METHODS  # what the modules, the renewal job and the command offer
-CLIENT_METHODS = METHODS + (UPNP,)  # UPnP IGD: the client only, for now
+CLIENT_METHODS = METHODS
 WIRES = {PCP: wire_pcp, NATPMP: wire_natpmp}
 PCP_SHARE = 1 / 3  # of the deadline, for PCP's first try under "auto"
 NAMES = {PCP: "PCP", NATPMP: "NAT-PMP", UPNP: "UPnP IGD"}
+UPNP_KEPT = ("description_url", "device_type", "service_type", "control_url", "version")  # kept in the ledger
 
 
 @record_class(frozen=True)
@@ -88,6 +89,8 @@ class Mapping:
     nonce: str = ""  # PCP: the mapping's nonce, hex; reuse it to renew or delete the mapping
     public_address: Optional[str] = None
     permanent: bool = False  # UPnP IGD: the gateway takes permanent leases only (lifetime 0, kept until deleted)
+    internal_client: str = ""  # UPnP IGD: the address the mapping points to (this host's)
+    description: str = ""  # UPnP IGD: what the gateway's pages show
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -117,10 +120,13 @@ class Client:
     ``epoch`` seeds the last epoch observation (e.g. from the ledger), so a gateway
     that lost its state since another process talked to it is noticed: after any
     operation, ``rebooted`` tells whether a reply showed that.  ``method`` is
-    ``auto``, ``pcp`` or ``natpmp``; after the first exchange ``method`` is the
-    protocol in use.  Under ``upnp``, ``upnp_url`` (the IGD's description URL) skips SSDP
-    discovery and names the gateway when ``gateway`` is not given; ``description`` is the
-    mappings' description; ``igd`` replaces the IGD session (tests).
+    ``auto``, ``pcp``, ``natpmp`` or ``upnp``; after the first exchange ``method`` is the
+    protocol in use.  ``auto`` asks all three at once (``detect``) and keeps to the one chosen.
+    ``upnp_url`` (the IGD's description URL) skips SSDP discovery and names the gateway when
+    ``gateway`` is not given; ``upnp_kept`` is what an earlier run found (``upnp_record()``, kept
+    in the ledger): the IGD is then used straight away, under ``upnp`` and under ``auto``, and
+    discovered once more when it no longer answers there.  ``description`` is the mappings'
+    description; ``igd`` replaces the IGD session and ``datagrams_factory`` the SSDP socket (tests).
     """
 
     def __init__(
@@ -139,15 +145,18 @@ class Client:
         channel_factory: Optional[Callable[[], Channel]] = None,
         nonce_factory: Callable[[], bytes] = lambda: os.urandom(wire_pcp.NONCE_LENGTH),
         upnp_url: Optional[str] = None,
+        upnp_kept: Optional[Dict[str, Any]] = None,
         description: str = "portmap.natpmp",
         igd: Optional[Any] = None,
+        datagrams_factory: Optional[Callable[[], Any]] = None,
+        stream_factory: Optional[Callable[..., Any]] = None,
     ) -> None:
         if method not in CLIENT_METHODS:
             raise InputError(f"method must be one of {', '.join(CLIENT_METHODS)}, got {method!r}")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InputError(f"timeout must be a positive number of seconds, got {timeout!r}")
         explicit = gateway
-        if method == UPNP and upnp_url and not gateway:
+        if method in (UPNP, AUTO) and upnp_url and not gateway:
             from urllib.parse import urlsplit  # pylint: disable=import-outside-toplevel
 
             explicit = urlsplit(upnp_url).hostname
@@ -176,14 +185,81 @@ class Client:
         self._clock = clock
         self._nonce_factory = nonce_factory
         self.description = description
-        self.upnp: Optional[Any] = None  # the IGD session (upnp.IgdSession) under "upnp"
-        if method == UPNP:  # multicast SSDP only when no gateway was given
-            from .upnp import IgdSession  # pylint: disable=import-outside-toplevel  # NAT-PMP and PCP runs need none of it
-
-            self.upnp = igd or IgdSession(self.gateway, upnp_url=upnp_url, multicast=not gateway and not upnp_url,
-                                          timeout=timeout, source_address=source_address, clock=clock)
+        self.upnp: Optional[Any] = None  # the IGD session (upnp.IgdSession) once UPnP IGD is the method
+        self.detection: Optional[Any] = None  # what "auto" found (detect.Detection)
+        self._upnp_args = {"upnp_url": upnp_url, "multicast": not gateway and not upnp_url, "timeout": timeout,
+                           "source_address": source_address, "clock": clock, "datagrams_factory": datagrams_factory,
+                           "stream_factory": stream_factory}
+        self._datagrams_factory = datagrams_factory
+        self._kept = dict(upnp_kept) if upnp_kept and upnp_kept.get("control_url") and not upnp_url else None
+        self._igd_given = igd
+        if method == UPNP or (method == AUTO and (upnp_url or igd is not None or self._kept)):
+            self._use_upnp(upnp_url)
 
     # ------------------------------------------------------------------ internals
+
+    def _use_upnp(self, location: Optional[str] = None, kept: bool = True) -> None:
+        """Speak UPnP IGD from now on: with the IGD at ``location``, or the kept one, or one found by SSDP."""
+        from .upnp import IgdSession  # pylint: disable=import-outside-toplevel  # NAT-PMP and PCP runs need none of it
+
+        self.method = UPNP
+        if self._igd_given is not None:
+            self.upnp = self._igd_given
+            return
+        args = dict(self._upnp_args, upnp_url=location or self._upnp_args["upnp_url"])
+        self.upnp = IgdSession(self.gateway, **args)
+        if kept and self._kept and not location:
+            self.upnp.resume(self._kept.get("description_url", ""), self._kept.get("device_type", ""),
+                             self._kept["service_type"], self._kept["control_url"], int(self._kept.get("version", 1)))
+
+    def _upnp_call(self, operation: Callable[[Any], Any]) -> Any:
+        """``operation(session)``; when a kept IGD no longer answers there, discover it once more and retry."""
+        with self.lock:
+            try:
+                return operation(self._igd())
+            except (GatewayUnreachable, GatewayTimeout, UpnpProtocolError):
+                if not (self._kept and self.upnp is not None and self.upnp.resumed and self._igd_given is None):
+                    raise
+            self._kept = None  # stale: the IGD moved (a restarted miniupnpd listens on a new port)
+            self._use_upnp(kept=False)
+            return operation(self._igd())
+
+    def _detect(self, settle: bool = False) -> Any:
+        """Under ``auto``: ask the gateway in the three protocols at once and take the one chosen."""
+        from .detect import UNHEARD, detect  # pylint: disable=import-outside-toplevel
+
+        start = self._clock()
+        with self.lock:
+            found = detect(self.gateway, self.transport.port, start + self.transport.timeout, self._clock,
+                           self.transport.open_channel, self._datagrams_factory or _ssdp_socket(self.transport.source_address),
+                           _igd_answer(self.gateway), settle=settle)
+        self.detection = found
+        for method in (PCP, NATPMP, UPNP):
+            if not found.outcomes[method].startswith(UNHEARD):
+                self.attempts.append({"method": method, "outcome": found.outcomes[method],
+                                      "seconds": found.seconds[method]})
+        natpmp = found.replies.get(NATPMP)
+        if natpmp is not None and not natpmp.result:
+            self.public_address_seen = natpmp.public_address
+        if found.method == UPNP:
+            self._use_upnp(found.replies[UPNP].location, kept=False)
+        elif found.method is not None:
+            self.method = found.method
+            reply = found.replies[found.method]
+            self._observe(reply.epoch, found.method)
+        return found
+
+    def _undecided(self) -> bool:
+        return self.requested_method == AUTO and self.method is None
+
+    def _decide(self) -> None:
+        """Under ``auto``, before the first request: find what the gateway speaks."""
+        if not self._undecided():
+            return
+        found = self._detect()
+        if found.method is None:
+            refused = all(found.outcomes[m].startswith(("refused", "unreachable")) for m in (PCP, NATPMP))
+            raise (GatewayUnreachable if refused else GatewayTimeout)(found.explain(self.transport.where))
 
     def lost_since(self, previous: Optional[EpochObservation]) -> bool:
         """Whether the gateway lost its state since ``previous`` (by the current epoch)."""
@@ -272,11 +348,23 @@ class Client:
     # ------------------------------------------------------------------ operations
 
     def public_address(self) -> PublicAddress:
-        """NAT-PMP: the public address request; PCP: ANNOUNCE (epoch only, no address); UPnP: GetExternalIPAddress."""
+        """NAT-PMP: the public address request; PCP: ANNOUNCE (epoch only, no address);
+        UPnP: GetStatusInfo (its uptime is the epoch) and GetExternalIPAddress.  Under ``auto``
+        the first call is the detection itself (``detect``)."""
+        if self._undecided():
+            self._decide()
+            if self.method != UPNP:
+                return PublicAddress(self.gateway, self.public_address_seen, self.epoch.epoch if self.epoch else 0,
+                                     self.method or NATPMP, self.rebooted)
         if self.upnp is not None:
-            with self.lock:
-                self.public_address_seen = self.upnp.external_address()
-            return PublicAddress(self.gateway, self.public_address_seen, self.upnp.uptime or 0, UPNP, self.upnp.rebooted)
+            def ask(igd: Any) -> str:
+                status = igd.status_info()
+                self._observe(status.uptime, UPNP)
+                return igd.external_address()
+
+            self.public_address_seen = self._upnp_call(ask)
+            return PublicAddress(self.gateway, self.public_address_seen, self.epoch.epoch if self.epoch else 0, UPNP,
+                                 self.rebooted)
 
         reply, lost, used = self._exchange(self._public_request)
         if used == NATPMP:
@@ -299,10 +387,18 @@ class Client:
         check_port("internal_port", internal_port)
         external_port = internal_port if external_port is None else check_port("external_port", external_port, 0)
         check_lifetime(lifetime)
+        self._decide()
         if self.upnp is not None:
-            with self.lock:
-                granted = self.upnp.map(protocol, internal_port, external_port, lifetime, self.description)
-            return self._upnp_mapping(protocol, internal_port, granted.external_port, granted.lifetime, granted.permanent)
+            if self.requested_method == AUTO and made_with in WIRES and not self._failed(made_with):
+                try:  # made with NAT-PMP or PCP, which the gateway no longer speaks: best effort
+                    self._mapping(protocol, internal_port, 0, 0, nonce if made_with == PCP else "", made_with,
+                                  candidates=[made_with])
+                except PortmapError:
+                    pass
+            granted = self._upnp_call(lambda igd: igd.map(protocol, internal_port, external_port, lifetime,
+                                                          self.description))
+            return self._upnp_mapping(protocol, internal_port, granted.external_port, granted.lifetime,
+                                      granted.permanent, granted.internal_client)
         if self.requested_method == AUTO and self.method and made_with in WIRES and made_with != self.method:
             if not self._failed(made_with):
                 try:
@@ -323,12 +419,55 @@ class Client:
         """
         check_protocol(protocol)
         check_port("internal_port", internal_port)
+        if made_with not in WIRES:  # a mapping made with NAT-PMP or PCP is deleted with it, no detection first
+            self._decide()
         if self.upnp is not None:
-            with self.lock:
+            def remove(igd: Any) -> None:
                 for port in self._upnp_ours(protocol, internal_port, external_port):
-                    self.upnp.delete(protocol, port)
+                    igd.delete(protocol, port)
+
+            self._upnp_call(remove)
             return self._upnp_mapping(protocol, internal_port, 0, 0, False)
         return self._mapping(protocol, internal_port, 0, 0, nonce, made_with)
+
+    def holds(self, protocol: str, external_port: int, internal_port: int) -> Optional[bool]:
+        """Whether the gateway's table has this host's mapping of ``external_port`` to ``internal_port``
+        (UPnP IGD: GetSpecificPortMappingEntry, read-only); None where the protocol cannot tell."""
+        self._decide()
+        if self.upnp is None:
+            return None
+
+        def look(igd: Any) -> bool:
+            entry = igd.specific_entry(protocol, external_port)
+            return entry is not None and entry.internal_port == internal_port and \
+                entry.internal_client == igd.internal_client_address()
+
+        return self._upnp_call(look)
+
+    def unrecorded(self, protocol: str, external_port: int) -> Optional[Any]:
+        """This host's UPnP mapping of ``external_port`` (any internal port), read-only; None when the
+        gateway has none, or it is another host's, or the protocol cannot tell."""
+        self._decide()
+        if self.upnp is None:
+            return None
+
+        def look(igd: Any) -> Optional[Any]:
+            entry = igd.specific_entry(protocol, external_port)
+            if entry is None or entry.internal_client != igd.internal_client_address():
+                return None
+            return entry
+
+        return self._upnp_call(look)
+
+    def table(self, limit: int = 1024, seconds: float = 10.0) -> Tuple[List[Any], bool]:
+        """The gateway's mappings (UPnP IGD), at most ``limit`` within ``seconds``, and whether the list was cut.
+
+        PortmapError when the gateway's protocol cannot list (NAT-PMP, PCP)."""
+        self._decide()
+        if self.upnp is None:
+            raise PortmapError(f"gateway {self.gateway} speaks {NAMES.get(self.method or '', self.method)}, which "
+                               "cannot list the gateway's mappings (only UPnP IGD can)")
+        return self._upnp_call(lambda igd: igd.list_mappings(limit, seconds))
 
     def delete_all(self, protocol: str, nonce: str = "") -> Mapping:
         """Delete every mapping of this host for ``protocol`` (internal port 0, lifetime 0).
@@ -336,10 +475,13 @@ class Client:
         Under PCP only the mappings made with ``nonce`` go.
         """
         check_protocol(protocol)
+        self._decide()
         if self.upnp is not None:
-            with self.lock:
+            def remove(igd: Any) -> None:
                 for port in self._upnp_ours(protocol, None, None):
-                    self.upnp.delete(protocol, port)
+                    igd.delete(protocol, port)
+
+            self._upnp_call(remove)
             return self._upnp_mapping(protocol, 0, 0, 0, False)
         return self._mapping(protocol, 0, 0, 0, nonce, None)
 
@@ -348,20 +490,34 @@ class Client:
         igd = self._igd()
         if external_port is not None:
             return [external_port]
+        ours = igd.internal_client_address()
         if internal_port is not None:
             entry = igd.specific_entry(protocol, internal_port)  # the usual case: the same port outside
-            if entry is not None and entry.internal_port == internal_port and entry.internal_client == igd.internal_client:
+            if entry is not None and entry.internal_port == internal_port and entry.internal_client == ours:
                 return [internal_port]
         entries, _cut = igd.list_mappings()
-        return [e.external_port for e in entries if e.protocol == protocol and e.internal_client == igd.internal_client
+        return [e.external_port for e in entries if e.protocol == protocol and e.internal_client == ours
                 and internal_port in (None, e.internal_port)]
 
     def _upnp_mapping(self, protocol: str, internal_port: int, external_port: int, lifetime: int,
-                      permanent: bool) -> Mapping:
+                      permanent: bool, internal_client: str = "") -> Mapping:
         igd = self._igd()
-        self.rebooted = self.rebooted or igd.rebooted
+        if igd.uptime is not None and (self.epoch is None or self.epoch.epoch != igd.uptime):
+            self._observe(igd.uptime, UPNP)  # discovery's GetStatusInfo: the uptime is UPnP's epoch
+        lost = self.rebooted or igd.rebooted
+        self.rebooted = lost
         return Mapping(self.gateway, protocol, internal_port, external_port, lifetime, igd.uptime or 0, UPNP,
-                       igd.rebooted, public_address=self.public_address_seen, permanent=permanent)
+                       lost, public_address=self.public_address_seen, permanent=permanent,
+                       internal_client=internal_client, description=self.description if lifetime or permanent else "")
+
+    def upnp_record(self) -> Optional[Dict[str, Any]]:
+        """What discovery found of the IGD in use (for the ledger), or None when UPnP IGD is not in use."""
+        if self.upnp is None or self.upnp.description is None:
+            return None
+        found = self.upnp.description
+        return {"description_url": found.url, "device_type": found.device_type,
+                "service_type": found.service.service_type, "control_url": found.service.control_url,
+                "version": found.service.version}
 
     def _igd(self) -> Any:
         if self.upnp is None:
@@ -369,7 +525,7 @@ class Client:
         return self.upnp
 
     def _mapping(self, protocol: str, internal_port: int, external_port: int, lifetime: int, nonce: str,
-                 made_with: Optional[str]) -> Mapping:
+                 made_with: Optional[str], candidates: Optional[List[str]] = None) -> Mapping:
         pcp_nonce = wire_pcp.nonce_from_hex(nonce) if nonce else self._nonce_factory()
 
         def build(method: str) -> Any:
@@ -377,7 +533,7 @@ class Client:
                 return wire_pcp.map_request(protocol, internal_port, external_port, lifetime, pcp_nonce)
             return wire_natpmp.map_request(protocol, internal_port, external_port, lifetime)
 
-        reply, lost, used = self._exchange(build, made_with)
+        reply, lost, used = self._exchange(build, made_with, candidates=candidates)
         public_address = self.public_address_seen
         used_nonce = ""
         if used == PCP:
@@ -398,36 +554,61 @@ class Client:
         )
 
     def probe(self) -> Dict[str, Any]:
-        """What the gateway speaks, read-only: PCP ANNOUNCE and the NAT-PMP public address request.
+        """What the gateway speaks, read-only.
 
-        Under ``auto`` both are asked (PCP within its share of the deadline, NAT-PMP
-        within the rest) and PCP is then the method in use if it answered; a forced
-        method asks only its own.  Returns per method None (not asked), True, or the
-        error text; and ``speaks``, the methods that answered.
+        Under ``auto`` the three protocols are asked at once and heard out (``detect`` with
+        ``settle``); the one chosen is then the method in use.  A forced method asks only its
+        own.  Returns per method None (not asked), True, or the error text; and ``speaks``,
+        the methods that answered, in order of preference.
         """
+        found: Dict[str, Any] = {PCP: None, NATPMP: None, UPNP: None}
+        if self.requested_method == AUTO and self._igd_given is None:
+            detection = self._detect(settle=True)
+            for method in (PCP, NATPMP, UPNP):
+                found[method] = True if detection.outcomes[method] == "answered" else detection.outcomes[method]
+            found["speaks"] = [m for m in (PCP, NATPMP, UPNP) if found[m] is True]
+            if self.method == UPNP:
+                try:
+                    self.public_address()
+                except PortmapError as exc:
+                    found[UPNP] = str(exc)
+                    found["speaks"].remove(UPNP)
+            return found
         if self.upnp is not None:
             try:
                 self.public_address()
-                return {PCP: None, NATPMP: None, UPNP: True, "speaks": [UPNP]}
+                found[UPNP] = True
+                found["speaks"] = [UPNP]
             except PortmapError as exc:
-                return {PCP: None, NATPMP: None, UPNP: str(exc), "speaks": []}
-        methods = [PCP, NATPMP] if self.requested_method == AUTO else [self.requested_method]
-        found: Dict[str, Any] = {PCP: None, NATPMP: None}
-        start = self._clock()
-        speaks: List[str] = []
-        for index, method in enumerate(methods):
-            last = index == len(methods) - 1
-            budget = self.transport.timeout
-            share = budget - (self._clock() - start) if last else budget * PCP_SHARE
-            try:
-                reply, _lost, _used = self._exchange(self._public_request, candidates=[method], budget=share)
-            except PortmapError as exc:
-                found[method] = str(exc)
-                continue
-            found[method] = True
-            speaks.append(method)
-            if method == NATPMP:
-                self.public_address_seen = reply.public_address
-        self.method = speaks[0] if speaks else (None if self.requested_method == AUTO else self.requested_method)
-        found["speaks"] = speaks
+                found[UPNP] = str(exc)
+                found["speaks"] = []
+            return found
+        method = self.requested_method if self.requested_method != AUTO else self.method
+        try:
+            reply, _lost, _used = self._exchange(self._public_request, candidates=[method])
+        except PortmapError as exc:
+            found[method] = str(exc)
+            found["speaks"] = []
+            return found
+        found[method] = True
+        found["speaks"] = [method]
+        if method == NATPMP:
+            self.public_address_seen = reply.public_address
         return found
+
+
+def _ssdp_socket(source_address: Optional[str]) -> Callable[[], Any]:
+    def make() -> Any:
+        from .transport_upnp import UdpDatagrams  # pylint: disable=import-outside-toplevel
+
+        return UdpDatagrams(source_address)
+    return make
+
+
+def _igd_answer(gateway: str) -> Callable[[Any, Any], bool]:
+    """Whether an SSDP answer names an IGD on the gateway's own address (the session checks the URL in full)."""
+    prefixes = (f"http://{gateway}:", f"http://{gateway}/")
+
+    def accept(message: Any, _source: Any) -> bool:
+        return (message.location or "").startswith(prefixes)
+    return accept

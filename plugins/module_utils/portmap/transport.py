@@ -77,6 +77,10 @@ class UdpChannel(Channel):
     def local_address(self) -> str:
         return str(self.sock.getsockname()[0])
 
+    def fileno(self) -> int:
+        """For select(): several requests in flight at once (method auto)."""
+        return self.sock.fileno()
+
     def receive(self, timeout: float) -> Optional[Tuple[bytes, Address]]:
         return receive_from(self.sock, timeout)
 
@@ -130,6 +134,10 @@ class Transport:
     @property
     def where(self) -> str:
         return f"{self.gateway}:{self.port}"
+
+    def open_channel(self) -> Channel:
+        """A new channel to the gateway (the caller closes it): for requests run side by side."""
+        return self._channel_factory()
 
     def exchange(self, data: Union[bytes, Callable[[str], bytes]], parse: Callable[[bytes], Optional[T]], what: str,
                  timeout: Optional[float] = None, reply_from: Optional[Address] = None) -> T:

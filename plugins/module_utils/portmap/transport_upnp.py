@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import socket
 import time
-from urllib.parse import urlsplit
 
 from . import wire_ssdp
 from .errors import GatewayTimeout, GatewayUnreachable, PortmapError, UpnpProtocolError
@@ -64,6 +63,10 @@ class UdpDatagrams(Datagrams):
 
     def send(self, data: bytes, address: Address) -> None:
         self.sock.sendto(data, address)
+
+    def fileno(self) -> int:
+        """For select(): the search runs alongside the NAT-PMP and PCP requests (method auto)."""
+        return self.sock.fileno()
 
     def receive(self, timeout: float) -> Optional[Tuple[bytes, Address]]:
         self.sock.settimeout(max(timeout, 1e-6))
@@ -181,6 +184,8 @@ class HttpResponse:
 
 def gateway_url(url: str, gateway: str) -> Tuple[str, int, str]:
     """(host, port, path) of ``url``, which must be plain http on the gateway's address."""
+    from urllib.parse import urlsplit  # pylint: disable=import-outside-toplevel  # "auto" runs that choose PCP need none
+
     try:
         parts = urlsplit(url)
         port = parts.port or 80

@@ -83,11 +83,28 @@ class IgdSession:
         self.rebooted = False
         self.internal_client: Optional[str] = source_address
         self.tried: List[str] = []  # description URLs tried, for error messages
+        self.resumed = False  # the IGD is the one kept from an earlier run (``resume``)
         self._clock = clock
         self._datagrams_factory = datagrams_factory
         self._http = Http(gateway, clock=clock, stream_factory=stream_factory, source_address=source_address)
 
     # ------------------------------------------------------------------ plumbing
+
+    def resume(self, description_url: str, device_type: str, service_type: str, control_url: str,
+               version: int) -> None:
+        """Use the IGD an earlier run found (kept in the ledger): no SSDP, no description fetched.
+
+        The control URL must be on the gateway's address, as when it was found; ``resumed``
+        tells the caller that a failure may mean the IGD moved (discover it again then).
+        """
+        self._http.check(control_url)
+        self.description = wire_upnp.Description(description_url, device_type,
+                                                 wire_upnp.Service(service_type, control_url, version))
+        self.resumed = True
+
+    def internal_client_address(self) -> str:
+        """This host's address towards the gateway: what its mappings point to."""
+        return self._client(self.deadline())
 
     def deadline(self) -> float:
         return self._clock() + self.timeout
@@ -316,9 +333,11 @@ class IgdSession:
             return False
         return True
 
-    def list_mappings(self, limit: int = 1024) -> Tuple[List[wire_upnp.PortMappingEntry], bool]:
-        """The gateway's table (GetListOfPortMappings on IGDv2, else entry by entry) and whether it was cut."""
-        deadline = self.deadline()
+    def list_mappings(self, limit: int = 1024, seconds: Optional[float] = None
+                      ) -> Tuple[List[wire_upnp.PortMappingEntry], bool]:
+        """The gateway's table (GetListOfPortMappings on IGDv2, else entry by entry) and whether it was cut:
+        at most ``limit`` entries, within ``seconds`` (default: the session's timeout)."""
+        deadline = self._clock() + (self.timeout if seconds is None else seconds)
         self.discover(deadline)
         if self.version >= 2:
             entries: List[wire_upnp.PortMappingEntry] = []
@@ -338,5 +357,9 @@ class IgdSession:
                 values = self._call(wire_upnp.get_generic_port_mapping_entry(index), deadline)
             except UpnpNoSuchEntry:
                 return entries, False
+            except GatewayTimeout:
+                if entries and self._clock() >= deadline:
+                    return entries, True  # out of time: what was read, said to be cut
+                raise
             entries.append(wire_upnp.generic_entry(values))
         return entries, True

@@ -58,3 +58,44 @@ class FakeChannel(Channel):
 
 def silent(_data: bytes, _n: int):
     return []
+
+
+class FakeSsdp:
+    """The SSDP socket of a client on the fake clock: each M-SEARCH sent gets ``answer(data, address)``,
+    a list of (delay, datagram, source), delivered by ``receive`` (silent by default)."""
+
+    def __init__(self, clock: FakeClock,
+                 answer: Optional[Callable[[bytes, tuple], List[Tuple[float, bytes, tuple]]]] = None) -> None:
+        self.clock = clock
+        self.answer = answer or (lambda _data, _address: [])
+        self.sent: List[Tuple[float, bytes, tuple]] = []
+        self.queue: List[Tuple[float, bytes, tuple]] = []
+        self.closed = False
+
+    def __call__(self) -> "FakeSsdp":  # the client's datagrams_factory
+        self.closed = False
+        return self
+
+    def send(self, data: bytes, address: tuple) -> None:
+        self.sent.append((self.clock.now, data, address))
+        for delay, datagram, source in self.answer(data, address):
+            self.queue.append((self.clock.now + delay, datagram, source))
+        self.queue.sort(key=lambda item: item[0])
+
+    def receive(self, timeout: float):
+        limit = self.clock.now + timeout
+        if self.queue and self.queue[0][0] <= limit:
+            at, datagram, source = self.queue.pop(0)
+            self.clock.now = max(self.clock.now, at)
+            return datagram, source
+        self.clock.now = limit
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def ssdp_answer(location: str, target: str = "urn:schemas-upnp-org:device:InternetGatewayDevice:2") -> bytes:
+    """An IGD's answer to an M-SEARCH."""
+    return ("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: " + target + "\r\nUSN: uuid:fake::" + target +
+            "\r\nEXT:\r\nSERVER: Fake/1.0 UPnP/1.1 Fake/1.0\r\nLOCATION: " + location + "\r\n\r\n").encode()
