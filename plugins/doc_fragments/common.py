@@ -23,20 +23,39 @@ options:
   method:
     description:
       - The protocol spoken with the gateway.
-      - V(auto) tries PCP (RFC 6887) first and falls back to NAT-PMP (RFC 6886) when the
-        gateway answers that it does not speak PCP (in either protocol's form), or when PCP
-        gets no answer within a third of O(timeout) (some gateways drop what they do not
-        speak). Both tries fit in the one O(timeout). Nothing is remembered across runs, so
-        a gateway that learns PCP is used with it at the next run.
-      - V(pcp) and V(natpmp) force one protocol.
+      - V(auto) asks in all three at once, read-only: a PCP (RFC 6887) ANNOUNCE and a NAT-PMP
+        (RFC 6886) public address request to the gateway's port 5351, and UPnP IGD searches
+        (SSDP M-SEARCH, unicast to the gateway's port 1900). PCP is chosen as soon as it
+        answers; NAT-PMP once it answered and PCP is refused or silent for a third of
+        O(timeout); UPnP IGD once an IGD on the gateway's own address answered and PCP and
+        NAT-PMP are refused or silent for 0.25 s. All of it fits in the one O(timeout), and a
+        gateway that answers PCP or NAT-PMP only after retransmissions is still found.
+      - NAT-PMP and PCP are asked anew at every run, so a gateway that learns PCP is used with
+        it at the next run. What UPnP discovery found is kept in the ledger, so the next run
+        goes straight to the IGD (and discovers it once more when it no longer answers there).
+      - V(pcp), V(natpmp) and V(upnp) force one protocol.
       - The protocol used is returned, and recorded per mapping in the ledger.
     type: str
-    choices: [auto, pcp, natpmp]
+    choices: [auto, pcp, natpmp, upnp]
     default: auto
+  upnp_url:
+    description:
+      - UPnP IGD only. The IGD's description URL, for example C(http://192.168.1.1:5000/rootDesc.xml),
+        instead of finding it with SSDP. It must be plain C(http) on the gateway's address;
+        without O(gateway) it names the gateway.
+      - By default the IGD is found with SSDP (unicast to the gateway, or multicast on the LAN
+        when no gateway is known), or taken from the ledger, where an earlier run kept it.
+    type: str
+  description:
+    description:
+      - UPnP IGD only. The mappings' description, which the router's pages show.
+      - By default C(portmap.natpmp) followed by a space and the host's name.
+      - NAT-PMP and PCP have no description and ignore it.
+    type: str
   timeout:
     description:
       - Overall deadline, in seconds, for each request to the gateway (with O(method=auto),
-        for PCP and the NAT-PMP fallback together).
+        for the three protocols asked at once, together).
       - Requests are retransmitted within it on the RFC 6886 schedule (250 ms, doubling);
         PCP requests too, as RFC 6887's first wait of 3 s would leave a single try.
       - An ICMP port unreachable answer fails the request at once.
@@ -45,7 +64,8 @@ options:
   ledger_path:
     description:
       - The ledger, a JSON file in which the host records the mappings it holds (neither
-        NAT-PMP nor PCP can list them), with each PCP mapping's nonce. Its format is specified in the collection's README.
+        NAT-PMP nor PCP can list them), with each PCP mapping's nonce and what UPnP discovery
+        found. Its format is specified in the collection's README.
       - When not given, C(/var/lib/portmap-natpmp/ledger.json); that folder is created with
         mode C(0755) when missing.
       - The folder of a path given here must exist.
@@ -67,6 +87,9 @@ seealso:
   - name: RFC 6887 (PCP)
     description: Port Control Protocol.
     link: https://www.rfc-editor.org/rfc/rfc6887
+  - name: UPnP IGD
+    description: The UPnP Forum's Internet Gateway Device (WANIPConnection v1 and v2).
+    link: https://openconnectivity.org/developer/specifications/upnp-resources/upnp/internet-gateway-device-igd-v-2-0/
 """
 
     ATTRIBUTES = r"""

@@ -19,7 +19,9 @@ from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.manage impo
 COMMON_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "gateway": {"type": "str"},
     "source_address": {"type": "str"},
-    "method": {"type": "str", "default": "auto", "choices": ["auto", "pcp", "natpmp"]},
+    "method": {"type": "str", "default": "auto", "choices": ["auto", "pcp", "natpmp", "upnp"]},
+    "upnp_url": {"type": "str"},
+    "description": {"type": "str"},
     "timeout": {"type": "float", "default": 3.0},
     "ledger_path": {"type": "path"},
 }
@@ -38,12 +40,16 @@ def open_ledger_and_client(module: Any, create_folder: bool = True) -> Any:
     ledger = Ledger(path)
     ledger.load()  # a ledger that cannot be read fails here, before any request
     lock = ledger.lock if os.path.isdir(ledger.folder) else ProcessLock()
+    if params["upnp_url"] and params["method"] not in ("auto", "upnp"):
+        raise InputError(f"upnp_url is for method upnp (or auto), not {params['method']}")
     client = Client(  # validates the gateway (or finds it); sends nothing
         params["gateway"],
         timeout=params["timeout"],
         source_address=params["source_address"],
         lock=lock,
         method=params["method"],
+        upnp_url=params["upnp_url"],
+        description=params["description"],
     )
     return ledger, client
 

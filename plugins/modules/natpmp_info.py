@@ -6,13 +6,17 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: natpmp_info
-short_description: Facts about the host's PCP or NAT-PMP gateway and the mappings this host holds
+short_description: Facts about the host's PCP, NAT-PMP or UPnP IGD gateway and the mappings this host holds
 version_added: 0.2.0
 description:
-  - Finds the gateway, asks it the read-only requests of both protocols (PCP's ANNOUNCE and
-    NAT-PMP's public address request; with O(method=pcp) or O(method=natpmp) only that one's),
-    and reports its public address, its epoch, which protocols it speaks, and the mappings
-    the host's ledger records, with the time each has left and the result of its last renewal.
+  - Finds the gateway, asks it the read-only requests of the three protocols at once (PCP's
+    ANNOUNCE, NAT-PMP's public address request and a UPnP IGD search; with a forced O(method) only
+    that one's), and reports its public address, its epoch (UPnP IGD: its uptime), which of the
+    three it speaks, and the mappings the host's ledger records, with the time each has left and
+    the result of its last renewal.
+  - Under UPnP IGD, which can list, it also returns the gateway's own table (RV(gateway_table)):
+    every host's mappings, with internal client, description and lease left, at most 1024 entries
+    read within 10 s (the result says when it was cut).
   - A gateway that does not answer is reported (RV(answers=false) and RV(error)), not a failure.
   - With O(stun_server), it also classifies the NAT's behaviour with STUN (RFC 8489, RFC 5780)
     and tells whether the gateway's public address is the one the Internet sees (RV(double_nat),
@@ -88,8 +92,8 @@ answers:
   sample: true
 method:
   description:
-    - The protocol a change would use (V(pcp) when the gateway speaks it and O(method) allows
-      it, else V(natpmp)), or null when the gateway did not answer.
+    - The protocol a change would use (with O(method=auto), the first the gateway speaks of
+      V(pcp), V(natpmp) and V(upnp)), or null when the gateway did not answer.
   returned: always
   type: str
   sample: pcp
@@ -106,6 +110,35 @@ speaks:
       description: True when it answered NAT-PMP's public address request; the error text when it did not; null when not asked.
       type: raw
       sample: true
+    upnp:
+      description: True when an IGD on its address answered the search and its actions; the error text when not; null when not asked.
+      type: raw
+      sample: false
+gateway_table:
+  description:
+    - The gateway's own table, where its protocol can list it (UPnP IGD); null when the gateway did not answer.
+  returned: always
+  type: dict
+  contains:
+    listed:
+      description: Whether the table was read (false for NAT-PMP and PCP, which cannot list).
+      type: bool
+      sample: true
+    why:
+      description: Why it was not read, or an empty string.
+      type: str
+      sample: ""
+    cut:
+      description: True when the table has more than was read (1024 entries, or 10 s).
+      type: bool
+      sample: false
+    mappings:
+      description: The gateway's mappings, every host's.
+      type: list
+      elements: dict
+      sample: [{"protocol": "tcp", "external_port": 8080, "internal_client": "192.168.1.20", "internal_port": 8080,
+                "description": "portmap.natpmp web1", "lease_left": 3540, "enabled": true, "remote_host": "",
+                "this_host": true}]
 public_address:
   description:
     - The gateway's public IPv4 address (NAT-PMP tells it; over PCP only a mapping does, so
@@ -241,17 +274,29 @@ mappings:
       type: float
       sample: 1795007200.5
     expires:
-      description: RV(mappings[].expires_at) in ISO 8601, UTC.
+      description: RV(mappings[].expires_at) in ISO 8601, UTC; null for a permanent lease.
       type: str
       sample: "2026-11-22T16:00:00+00:00"
     time_left:
-      description: Seconds until it lapses (0 when expired).
+      description: Seconds until it lapses (0 when expired, and for a permanent lease).
       type: float
       sample: 5320.2
     expired:
-      description: Whether it has lapsed.
+      description: Whether it has lapsed (never for a permanent lease).
       type: bool
       sample: false
+    permanent:
+      description: UPnP IGD only - a permanent lease (lifetime 0), kept until deleted.
+      type: bool
+      sample: false
+    internal_client:
+      description: UPnP IGD only - the address of this host the mapping points to; empty otherwise.
+      type: str
+      sample: 192.168.1.20
+    description:
+      description: UPnP IGD only - the mapping's description on the gateway; empty otherwise.
+      type: str
+      sample: portmap.natpmp web1
     last_renewal:
       description: The last request for this mapping, with its time, success and error.
       type: dict

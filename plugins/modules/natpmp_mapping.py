@@ -6,14 +6,21 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: natpmp_mapping
-short_description: Ensure a port mapping on a PCP or NAT-PMP gateway exists or is gone
+short_description: Ensure a port mapping on a PCP, NAT-PMP or UPnP IGD gateway exists or is gone
 version_added: 0.2.0
 description:
-  - Asks the host's NAT gateway, with PCP (RFC 6887) or NAT-PMP (RFC 6886), to forward an
+  - Asks the host's NAT gateway, with PCP (RFC 6887), NAT-PMP (RFC 6886) or UPnP IGD, to forward an
     external port to a port on this host for a lifetime, or to remove that forwarding.
-  - Neither protocol can list mappings, so the module records what it mapped in a ledger on
+  - NAT-PMP and PCP cannot list mappings, so the module records what it mapped in a ledger on
     the host (O(ledger_path)), with each PCP mapping's nonce, which renewals and deletes
     reuse; O(state=absent) and O(exclusive) act on what the ledger records.
+  - UPnP IGD can read its table, so there a mapping that is gone from the gateway (deleted on the
+    router's pages, lost in a restart) is made again and reported as a change, and O(state=absent)
+    also removes a mapping of this host that the ledger does not record (matched by protocol,
+    external port and this host's address; never another host's).
+  - A UPnP IGD that takes permanent leases only (error 725) gets the mapping with lease 0; it is
+    returned with RV(mappings[].lifetime=0) and RV(mappings[].permanent=true), and the task warns
+    that it stays until deleted.
   - A mapping made with one protocol and found speaking the other at a later run (with
     O(method=auto)) is deleted with its own protocol and made again with the new one;
     that run reports a change.
@@ -35,8 +42,10 @@ attributes:
   check_mode:
     support: full
     details:
-      - Sends only the read-only request (NAT-PMP's public address request, or PCP's
-        ANNOUNCE), whose epoch reveals a gateway reboot, and predicts the rest from the ledger.
+      - Sends only read-only requests (NAT-PMP's public address request, PCP's ANNOUNCE, UPnP's
+        GetStatusInfo, GetExternalIPAddress and GetSpecificPortMappingEntry), whose epoch or
+        uptime reveals a gateway reboot, and predicts the rest from the ledger (and, under UPnP
+        IGD, from the gateway's table).
   diff_mode:
     support: full
     details:
@@ -73,7 +82,8 @@ options:
   state:
     description:
       - V(present) creates or renews the mappings; V(absent) deletes the mappings the ledger
-        records for these ports and protocols and drops them from the ledger.
+        records for these ports and protocols and drops them from the ledger (under UPnP IGD, also
+        this host's mapping of the external port that the ledger does not record).
     type: str
     choices: [present, absent]
     default: present
@@ -199,7 +209,7 @@ gateway_rebooted:
   type: bool
   sample: false
 method:
-  description: The protocol spoken with the gateway, V(pcp) or V(natpmp) (with O(method=auto), the one that answered).
+  description: The protocol spoken with the gateway, V(pcp), V(natpmp) or V(upnp) (with O(method=auto), the one chosen).
   returned: always
   type: str
   sample: pcp
@@ -223,9 +233,21 @@ mappings:
       type: int
       sample: 8080
     lifetime:
-      description: The lifetime the gateway granted, in seconds.
+      description: The lifetime the gateway granted, in seconds (V(0) for a permanent UPnP lease).
       type: int
       sample: 7200
+    permanent:
+      description: UPnP IGD only - the gateway takes permanent leases only; the mapping stays until deleted.
+      type: bool
+      sample: false
+    internal_client:
+      description: UPnP IGD only - the address of this host the mapping points to; empty otherwise. Not in check mode.
+      type: str
+      sample: 192.168.1.20
+    description:
+      description: UPnP IGD only - the mapping's description on the gateway; empty otherwise. Not in check mode.
+      type: str
+      sample: portmap.natpmp web1
     granted_at:
       description: When the gateway granted it, in seconds since the Unix epoch. Not in check mode.
       type: float
@@ -261,7 +283,9 @@ double_nat:
   type: bool
   sample: null
 removed:
-  description: The mappings deleted (with O(state=absent), or by O(exclusive)).
+  description:
+    - The mappings deleted (with O(state=absent), or by O(exclusive)).
+    - One that the ledger did not record (UPnP IGD) has C(recorded=false).
   returned: always
   type: list
   elements: dict

@@ -3,6 +3,7 @@
 """portmap-natpmp: the command line on a managed host, and the renewal job's entry point.
 
     portmap-natpmp public
+    portmap-natpmp table [--json]
     portmap-natpmp map tcp 8080 [--external-port 8080] [--lifetime 7200]
     portmap-natpmp delete tcp 8080
     portmap-natpmp status [--json]
@@ -25,7 +26,7 @@ from .errors import InputError, PortmapError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
-    from typing import Any, Callable, List, Optional, Sequence
+    from typing import Any, Callable, Dict, List, Optional, Sequence
 
 # The command starts often (the renewal job, shell loops): each subcommand imports
 # only the modules it uses, inside the function that runs it.
@@ -124,7 +125,10 @@ GLOBAL = (
     Opt("--port", type=int, default=defaults.PORT, help=HIDDEN),
     Opt("--source-address", help="local address to send from (VPN, policy routing)"),
     Opt("--method", choices=defaults.METHODS, default=defaults.AUTO,
-        help="protocol: auto (PCP, falling back to NAT-PMP; the default), pcp, or natpmp"),
+        help="protocol: auto (PCP, NAT-PMP and UPnP IGD asked at once, the first of them the gateway speaks; "
+        "the default), pcp, natpmp, or upnp"),
+    Opt("--upnp-url", help="UPnP IGD: the IGD's description URL (default: found by SSDP, or kept in the ledger)"),
+    Opt("--description", help="UPnP IGD: the mappings' description (default: portmap.natpmp and the host name)"),
     Opt("--timeout", type=_seconds, default=defaults.TIMEOUT,
         help=f"deadline of each request, seconds (default {defaults.TIMEOUT:g})"),
     Opt("--ledger", default=defaults.LEDGER_PATH, help=f"the ledger file (default {defaults.LEDGER_PATH})"),
@@ -134,6 +138,9 @@ GLOBAL = (
 _PORT_PROTOCOLS = defaults.PROTOCOLS + ("both",)
 COMMANDS = {
     "public": ("print the gateway's public address, epoch and the protocols it speaks", ()),
+    "table": ("print the gateway's own table of mappings, every host's (UPnP IGD; NAT-PMP and PCP cannot list)", (
+        Opt("--json", action="store_true", help="print JSON"),
+    )),
     "map": ("create or renew a mapping and record it in the ledger", (
         Opt("protocol", choices=_PORT_PROTOCOLS),
         Opt("internal_port", type=int),
@@ -176,8 +183,8 @@ def parser() -> Any:
 
     main = argparse.ArgumentParser(
         prog=PROG,
-        description="Open, renew and inspect port mappings on the NAT gateway with PCP (RFC 6887) or "
-                    "NAT-PMP (RFC 6886).",
+        description="Open, renew and inspect port mappings on the NAT gateway with PCP (RFC 6887), "
+                    "NAT-PMP (RFC 6886) or UPnP IGD.",
         epilog="Exit codes: 0 success, 1 a request or renewal failed, 2 bad usage, 3 the on-change hook failed.")
     for opt in GLOBAL:
         add(main, opt)
@@ -306,6 +313,31 @@ def _nat(args: Args, ledger: Any, make_client: Callable[..., Any]) -> int:
     return EXIT_OK
 
 
+def _table(args: Args, facts: Dict[str, Any]) -> int:
+    """The gateway's own table (UPnP IGD lists it; NAT-PMP and PCP cannot, which is said plainly)."""
+    table = facts.get("gateway_table")
+    if not facts["answers"]:
+        raise PortmapError(facts["error"])
+    if args.json:
+        import json  # pylint: disable=import-outside-toplevel
+
+        say(json.dumps(dict(table, gateway=facts["gateway"], method=facts["method"]), indent=2))
+        return EXIT_OK if table["listed"] else EXIT_FAILED
+    if not table["listed"]:
+        say(f"{PROG}: the table of gateway {facts['gateway']} cannot be listed: {table['why']}", sys.stderr)
+        return EXIT_FAILED
+    rows = table["mappings"]
+    say(f"{len(rows)} mapping(s) on gateway {facts['gateway']} (UPnP IGD){'; the list was cut' if table['cut'] else ''}")
+    if rows:
+        say(f"{'proto':<5} {'external':>8} {'internal client':<22} {'lease left':>10}  description")
+    for row in rows:
+        left = "permanent" if not row["lease_left"] else f"{row['lease_left']} s"
+        mark = " (this host)" if row["this_host"] else ""
+        say(f"{row['protocol']:<5} {row['external_port']:>8} {row['internal_client'] + ':' + str(row['internal_port']):<22} "
+            f"{left:>10}  {row['description']}{mark}")
+    return EXIT_OK
+
+
 def _word(value: Optional[bool]) -> str:
     return {True: "yes", False: "no", None: "unknown"}[value]
 
@@ -315,8 +347,17 @@ def _client_factory(args: Args, lock: Any) -> Callable[..., Any]:
 
     def make(gateway: Optional[str] = None, epoch: Any = None) -> Any:
         return Client(gateway or args.gateway, port=args.port, timeout=args.timeout,
-                      source_address=args.source_address, lock=lock, epoch=epoch, method=args.method)
+                      source_address=args.source_address, lock=lock, epoch=epoch, method=args.method,
+                      upnp_url=_url_on(args.upnp_url, gateway),
+                      description=args.description)
     return make
+
+
+def _url_on(url: Optional[str], gateway: Optional[str]) -> Optional[str]:
+    """``--upnp-url`` for a client of ``gateway`` (the renewal job's come from the ledger): only when it is on it."""
+    if not url or not gateway:
+        return url
+    return url if url.startswith((f"http://{gateway}:", f"http://{gateway}/")) else None
 
 
 def _print_mappings(rows: List[dict]) -> None:
@@ -329,7 +370,7 @@ def _print_mappings(rows: List[dict]) -> None:
         last = row["last_renewal"]
         result = "-" if last is None else ("ok" if last["ok"] else f"FAILED: {last['error']}")
         endpoint = f"{row['public_address'] or '?'}:{row['external_port']}"
-        left = "expired" if row["expired"] else f"{row['time_left']:.0f} s"
+        left = "permanent" if row.get("permanent") else "expired" if row["expired"] else f"{row['time_left']:.0f} s"
         say(f"{row['gateway']:<16} {row['method']:<6} {row['protocol']:<5} {row['internal_port']:>8} {endpoint:<22} "
             f"{left:>10}  {result}")
 
@@ -369,9 +410,12 @@ def dispatch(args: Args) -> int:
         if not facts["answers"]:
             raise PortmapError(facts["error"])
         say(f"public address {facts['public_address'] or 'unknown (PCP tells it with a mapping)'} "
-            f"(gateway {facts['gateway']}, epoch {facts['epoch']}, speaks "
-            f"{', '.join(m for m in ('pcp', 'natpmp') if facts['speaks'][m] is True)})")
+            f"(gateway {facts['gateway']}, {'uptime' if facts['method'] == 'upnp' else 'epoch'} {facts['epoch']}, "
+            f"speaks {', '.join(m for m in ('pcp', 'natpmp', 'upnp') if facts['speaks'][m] is True)}; "
+            f"using {facts['method']})")
         return EXIT_OK
+    if args.command == "table":
+        return _table(args, Manager(ledger, make_client()).info())
     if args.command == "nat":
         return _nat(args, ledger, make_client)
     spec = {"internal_port": args.internal_port, "protocol": args.protocol}
@@ -382,8 +426,9 @@ def dispatch(args: Args) -> int:
     if args.command == "map":
         result = manager.present(desired)
         for row in result["mappings"]:
+            lease = "permanently (until deleted)" if row.get("permanent") else f"for {row['lifetime']} s"
             say(f"mapped {row['protocol'].upper()} {result['public_address']}:{row['external_port']} -> "
-                f"internal port {row['internal_port']} for {row['lifetime']} s")
+                f"internal port {row['internal_port']} {lease} ({result['method']})")
         for warning in result["warnings"]:
             say(f"{PROG}: warning: {warning}", sys.stderr)
         return EXIT_OK

@@ -96,6 +96,13 @@ class Mapping:
         return asdict(self)
 
 
+def default_description() -> str:
+    """A UPnP mapping's description unless one is given: what the router's pages show."""
+    import socket  # pylint: disable=import-outside-toplevel  # imported by the transport already
+
+    return f"{defaults.DESCRIPTION} {socket.gethostname()}"
+
+
 def check_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
         raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
@@ -146,7 +153,7 @@ class Client:
         nonce_factory: Callable[[], bytes] = lambda: os.urandom(wire_pcp.NONCE_LENGTH),
         upnp_url: Optional[str] = None,
         upnp_kept: Optional[Dict[str, Any]] = None,
-        description: str = "portmap.natpmp",
+        description: Optional[str] = None,
         igd: Optional[Any] = None,
         datagrams_factory: Optional[Callable[[], Any]] = None,
         stream_factory: Optional[Callable[..., Any]] = None,
@@ -184,7 +191,7 @@ class Client:
         self._wallclock = wallclock
         self._clock = clock
         self._nonce_factory = nonce_factory
-        self.description = description
+        self.description = description or default_description()
         self.upnp: Optional[Any] = None  # the IGD session (upnp.IgdSession) once UPnP IGD is the method
         self.detection: Optional[Any] = None  # what "auto" found (detect.Detection)
         self._upnp_args = {"upnp_url": upnp_url, "multicast": not gateway and not upnp_url, "timeout": timeout,
@@ -211,6 +218,21 @@ class Client:
         if kept and self._kept and not location:
             self.upnp.resume(self._kept.get("description_url", ""), self._kept.get("device_type", ""),
                              self._kept["service_type"], self._kept["control_url"], int(self._kept.get("version", 1)))
+
+    def resume(self, method: str, upnp: Optional[Dict[str, Any]]) -> None:
+        """What a ledger kept of this gateway (``method`` last spoken, ``upnp``: ``upnp_record()``).
+
+        Under ``upnp``, and under ``auto`` when UPnP IGD was spoken last, the kept IGD is used
+        straight away (no SSDP, no description fetched); NAT-PMP and PCP are asked anew at
+        every run (RFC 6886 section 1.1), so nothing is kept for them.
+        """
+        if not upnp or not upnp.get("control_url") or self._upnp_args["upnp_url"] or self._igd_given is not None:
+            return
+        if self.answered or (self.upnp is not None and self.upnp.description is not None):
+            return  # this run has found its own already
+        self._kept = dict(upnp)
+        if self.requested_method == UPNP or (self.requested_method == AUTO and self.method is None and method == UPNP):
+            self._use_upnp()
 
     def _upnp_call(self, operation: Callable[[Any], Any]) -> Any:
         """``operation(session)``; when a kept IGD no longer answers there, discover it once more and retry."""

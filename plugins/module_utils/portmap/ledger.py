@@ -27,14 +27,38 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
     from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_PATH = defaults.LEDGER_PATH
 NEW_FILE_MODE = 0o644
 RESERVE = 64 * 1024  # bytes reserved for the write before the first request, on top of the current size
 
+
+
+def _schema_1_to_2(document: Dict[str, Any]) -> Dict[str, Any]:
+    """Schema 2 adds what UPnP IGD needs: per mapping its internal client, description and whether
+    the lease is permanent; per gateway the protocol it was last spoken with, its last epoch (or
+    UPnP uptime) and what UPnP discovery found.  Every field of version 1 is kept as it was."""
+    migrated = dict(document)
+    mappings = document.get("mappings")
+    if isinstance(mappings, list):
+        migrated["mappings"] = [dict(item, internal_client=item.get("internal_client", ""),
+                                     description=item.get("description", ""), permanent=item.get("permanent", False))
+                                if isinstance(item, dict) else item for item in mappings]
+    gateways: Dict[str, Any] = {}
+    for item in migrated.get("mappings") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("gateway"), str):
+            continue
+        seen = item.get("epoch") if isinstance(item.get("epoch"), dict) else None
+        known = gateways.get(item["gateway"])
+        if known is None or (seen and (not known["epoch"] or seen.get("seen_at", 0) > known["epoch"].get("seen_at", 0))):
+            gateways[item["gateway"]] = {"method": item.get("method", "natpmp"), "epoch": seen, "upnp": None}
+    migrated.setdefault("gateways", gateways)
+    return migrated
+
+
 # Migrations from older schema versions: MIGRATIONS[n] turns a version-n document
 # into a version n+1 document.  Version 1 is the first published format.
-MIGRATIONS: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
+MIGRATIONS: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {1: _schema_1_to_2}
 
 
 class LedgerError(PortmapError):
@@ -76,16 +100,20 @@ class Entry:
     last_renewal: Optional[Renewal] = None
     same_port: bool = False  # protocol "both": TCP and UDP are kept on one external port
     notified: Optional[Notified] = None  # None: the hook was never told of this mapping
+    internal_client: str = ""  # UPnP IGD: the address the mapping points to
+    description: str = ""  # UPnP IGD: the mapping's description on the gateway
+    permanent: bool = False  # UPnP IGD: a lease without end (lifetime 0), kept until deleted
 
     @property
     def key(self) -> Tuple[str, str, int]:
         return (self.gateway, self.protocol, self.internal_port)
 
     def time_left(self, now: float) -> float:
-        return max(0.0, self.expires_at - now)
+        """Seconds until the lease ends (a permanent one: 0.0, it never ends; see ``expired``)."""
+        return 0.0 if self.permanent else max(0.0, self.expires_at - now)
 
     def expired(self, now: float) -> bool:
-        return self.expires_at <= now
+        return not self.permanent and self.expires_at <= now
 
     @property
     def endpoint(self) -> Notified:
@@ -116,6 +144,9 @@ class Entry:
             last_renewal=Renewal(**renewal) if renewal else None,
             same_port=_typed(data, "same_port", bool, False),
             notified=_notified(data),
+            internal_client=_typed(data, "internal_client", str, ""),
+            description=_typed(data, "description", str, ""),
+            permanent=_typed(data, "permanent", bool, False),
         )
 
 
@@ -152,8 +183,32 @@ def _typed(data: Dict[str, Any], name: str, kind: Any, default: Any = None) -> A
 
 
 @record_class
+class GatewayRecord:
+    """What a run learnt of a gateway: the protocol spoken, the last epoch (UPnP: uptime), and
+    what UPnP discovery found (``Client.upnp_record()``), so the next run goes straight to SOAP."""
+
+    method: str
+    epoch: Optional[EpochObservation] = None
+    upnp: Optional[Dict[str, Any]] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"method": self.method, "epoch": self.epoch.to_dict() if self.epoch else None, "upnp": self.upnp}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "GatewayRecord":
+        if not isinstance(data, dict):
+            raise ValueError("is not an object")
+        upnp = data.get("upnp")
+        if upnp is not None and (not isinstance(upnp, dict) or not all(isinstance(upnp.get(k), str) for k in
+                                                                        ("service_type", "control_url"))):
+            raise ValueError("field 'upnp' is not an object with 'service_type' and 'control_url'")
+        return cls(_typed(data, "method", str, "natpmp"), EpochObservation.from_dict(data.get("epoch")), upnp)
+
+
+@record_class
 class LedgerData:
     entries: List[Entry] = field(default_factory=list)
+    gateways: Dict[str, GatewayRecord] = field(default_factory=dict)
 
     def find(self, gateway: str, protocol: str, internal_port: int) -> Optional[Entry]:
         for entry in self.entries:
@@ -180,7 +235,8 @@ class LedgerData:
         return max(seen, key=lambda o: o.seen_at) if seen else None
 
     def to_document(self) -> Dict[str, Any]:
-        return {"schema": SCHEMA_VERSION, "mappings": [e.to_dict() for e in self.entries]}
+        return {"schema": SCHEMA_VERSION, "gateways": {k: v.to_dict() for k, v in sorted(self.gateways.items())},
+                "mappings": [e.to_dict() for e in self.entries]}
 
 
 def parse_document(document: Any, path: str) -> LedgerData:
@@ -211,7 +267,16 @@ def parse_document(document: Any, path: str) -> LedgerData:
             entries.append(Entry.from_dict(item))
         except (TypeError, ValueError, KeyError) as exc:
             raise LedgerError(f"ledger {path}: mapping #{index} is invalid: {exc}") from None
-    return LedgerData(sorted(entries, key=lambda e: e.key))
+    raw_gateways = document.get("gateways", {})
+    if not isinstance(raw_gateways, dict):
+        raise LedgerError(f"ledger {path}: 'gateways' is not an object")
+    gateways = {}
+    for address, item in raw_gateways.items():
+        try:
+            gateways[address] = GatewayRecord.from_dict(item)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise LedgerError(f"ledger {path}: gateway {address!r} is invalid: {exc}") from None
+    return LedgerData(sorted(entries, key=lambda e: e.key), gateways)
 
 
 class Ledger:

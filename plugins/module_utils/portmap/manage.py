@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import time
 
-from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client, Mapping
+from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, UPNP, Client, Mapping
 from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError
 from .ledger import DEFAULT_PATH, Entry, Ledger, LedgerData, LedgerError, LedgerWriteFailed
 from .reachability import assess, nat_facts
-from .reconcile import Undo, note_failure, one_port, record, split_ports, walk
+from .reconcile import Undo, note_failure, one_port, record, remember, resume, split_ports, walk
 from .records import field, record_class
 
 TYPE_CHECKING = False
@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # for annotations only: importing typing slows the command's 
     from typing import Any, Callable, Dict, List, Optional, Sequence
 
 PROTOCOL_CHOICES = PROTOCOLS + ("both",)
+PERMANENT = ("gateway {gateway} takes permanent leases only (UPnP IGD error 725): {what} stays mapped until it is "
+             "deleted (state: absent); the renewal job checks at every run that it is still there")
+TABLE_LIMIT, TABLE_SECONDS = 1024, 10.0  # natpmp_info's listing of a UPnP IGD's table
 
 
 @record_class(frozen=True)
@@ -120,9 +123,12 @@ def describe(entry: Entry, now: float) -> Dict[str, Any]:
         public_address=entry.public_address,
         granted_at=entry.granted_at,
         expires_at=entry.expires_at,
-        expires=iso(entry.expires_at),
+        expires=None if entry.permanent else iso(entry.expires_at),
         time_left=round(entry.time_left(now), 3),
         expired=entry.expired(now),
+        permanent=entry.permanent,
+        internal_client=entry.internal_client,
+        description=entry.description,
         last_renewal=None if last is None else {"time": last.time, "ok": last.ok, "error": last.error},
     )
 
@@ -140,6 +146,7 @@ class Outcome:
     failures: List[str] = field(default_factory=list)
     public_address: Optional[str] = None
     recorded_public_address: Optional[str] = None  # the ledger's (PCP's ANNOUNCE tells no address)
+    warnings: List[str] = field(default_factory=list)
 
     def finish(self, data: LedgerData) -> Dict[str, Any]:
         gateway = self.client.gateway
@@ -162,6 +169,7 @@ class Outcome:
             "diff": {"before": {"mappings": self.before}, "after": {"mappings": after}},
         }
         result.update(assess(self.public_address).as_dict())  # reachable, double_nat, warnings
+        result["warnings"] = self.warnings + result["warnings"]
         return result
 
 
@@ -183,16 +191,22 @@ class Manager:
         gateway = self.client.gateway
         if self.client.epoch is None:
             self.client.epoch = data.last_epoch(gateway)
+        resume(data, self.client)
         run = Outcome(self.client, self.clock())
         run.before = sorted((view(e) for e in data.for_gateway(gateway)), key=_sort_key)
         run.recorded_public_address = next((e.public_address for e in data.for_gateway(gateway) if e.public_address), None)
         return run
 
     def _lost(self, entry: Optional[Entry], now: float) -> bool:
-        """Whether the recorded mapping is gone from the gateway (or never was)."""
-        if entry is None or entry.expired(now):
+        """Whether the recorded mapping is gone from the gateway (or never was).
+
+        UPnP IGD can tell: its table is read (GetSpecificPortMappingEntry), so a mapping
+        deleted on the router's pages, or lost in a restart, shows."""
+        if entry is None or entry.expired(now) or self.client.lost_since(entry.epoch):
             return True
-        return self.client.lost_since(entry.epoch)
+        if entry.method == UPNP and self.client.method == UPNP:
+            return self.client.holds(entry.protocol, entry.external_port, entry.internal_port) is False
+        return False
 
     # -------------------------------------------------------------- present
 
@@ -228,6 +242,8 @@ class Manager:
             body(run, data)
         except (GatewayTimeout, GatewayUnreachable) as exc:
             run.failures.append(str(exc))  # the gateway is gone: stop, keep what was done
+        if not self.check_mode:
+            remember(data, self.client)
         return run
 
     @staticmethod
@@ -319,6 +335,9 @@ class Manager:
         changed = lost or declared_change or port_moved or method_moved
         run.changed |= changed
         run.results.append(dict(describe(recorded, self.clock()), changed=changed, predicted=False))
+        if granted.permanent:
+            run.warnings.append(PERMANENT.format(gateway=gateway, what=f"{want.protocol.upper()} external port "
+                                                 f"{granted.external_port} -> internal port {want.internal_port}"))
         if partner is not None:
             split = split_ports([e for e in (data.find(gateway, "tcp", want.internal_port), recorded) if e])
             if split:
@@ -374,13 +393,35 @@ class Manager:
     # -------------------------------------------------------------- absent
 
     def absent(self, desired: Sequence[Desired]) -> Dict[str, Any]:
+        """Remove the ledger's mappings of ``desired``; under UPnP IGD also a mapping of this host
+        the ledger does not record (matched by protocol, external port and this host's address)."""
         def body(run: Outcome, data: LedgerData) -> None:
             for want in desired:
                 entry = data.find(self.client.gateway, want.protocol, want.internal_port)
                 if entry is not None:
                     self._remove(run, data, entry)
+                else:
+                    self._remove_unrecorded(run, want)
 
         return self._apply(body)
+
+    def _remove_unrecorded(self, run: Outcome, want: Desired) -> None:
+        if self.client.requested_method not in (UPNP, "auto"):
+            return
+        found = self.client.unrecorded(want.protocol, want.external_port or want.internal_port)
+        if found is None:
+            return
+        run.changed = True
+        if not self.check_mode:
+            try:
+                self.client.delete(want.protocol, found.internal_port, external_port=found.external_port)
+            except (GatewayTimeout, GatewayUnreachable):
+                raise
+            except PortmapError as exc:
+                run.failures.append(str(exc))
+                return
+        run.removed.append({"protocol": want.protocol, "internal_port": found.internal_port,
+                            "external_port": found.external_port, "lifetime": found.lease, "recorded": False})
 
     def _remove(self, run: Outcome, data: LedgerData, entry: Entry) -> None:
         run.changed = True
@@ -402,16 +443,18 @@ class Manager:
     def info(self, stun_server: Optional[str] = None) -> Dict[str, Any]:
         """Read-only facts; a gateway that does not answer is reported, not an error.
 
-        Under ``auto`` both protocols are asked (PCP ANNOUNCE, NAT-PMP public address),
-        so the facts tell what the gateway speaks; ``method`` is what a change would use.
-        With ``stun_server`` (``host:port``) the NAT's behaviour is classified with STUN too.
+        Under ``auto`` the three protocols are asked at once and heard out, so the facts
+        tell what the gateway speaks; ``method`` is what a change would use.  Under UPnP
+        IGD the gateway's table is listed too (``gateway_table``).  With ``stun_server``
+        (``host:port``) the NAT's behaviour is classified with STUN too.
         """
         data = self.ledger.load()
         if self.client.epoch is None:
             self.client.epoch = data.last_epoch(self.client.gateway)
+        resume(data, self.client)
         found = self.client.probe()
         speaks = found["speaks"]
-        errors = [found[m] for m in ("pcp", "natpmp") if isinstance(found[m], str)]
+        errors = [found[m] for m in ("pcp", "natpmp", UPNP) if isinstance(found.get(m), str)]
         public = self.client.public_address_seen or next(
             (e.public_address for e in data.for_gateway(self.client.gateway) if e.public_address), None)
         now = self.clock()
@@ -423,9 +466,26 @@ class Manager:
             "gateway_rebooted": self.client.rebooted,
             "answers": bool(speaks),
             "method": self.client.method if speaks else None,
-            "speaks": {"pcp": found["pcp"], "natpmp": found["natpmp"]},
+            "speaks": {"pcp": found["pcp"], "natpmp": found["natpmp"], UPNP: found.get(UPNP)},
             "error": None if speaks else "; ".join(errors),
             "mappings": [describe(e, now) for e in data.entries],
+            "gateway_table": self._table() if speaks else None,
         }
         transport = self.client.transport
         return dict(facts, **nat_facts(facts["public_address"], stun_server, transport.timeout, transport.source_address))
+
+    def _table(self) -> Dict[str, Any]:
+        """The gateway's own table where its protocol can list it (UPnP IGD), at most 1024 entries and 10 s."""
+        if self.client.method != UPNP:
+            return {"listed": False, "why": "NAT-PMP and PCP cannot list a gateway's mappings; the ledger's are in "
+                    "'mappings'", "mappings": [], "cut": False}
+        try:
+            entries, cut = self.client.table(TABLE_LIMIT, TABLE_SECONDS)
+        except PortmapError as exc:
+            return {"listed": False, "why": str(exc), "mappings": [], "cut": False}
+        ours = self.client.upnp.internal_client_address() if self.client.upnp is not None else ""
+        return {"listed": True, "why": "", "cut": cut, "mappings": [
+            {"protocol": e.protocol, "external_port": e.external_port, "internal_client": e.internal_client,
+             "internal_port": e.internal_port, "description": e.description, "lease_left": e.lease,
+             "enabled": e.enabled, "remote_host": e.remote_host, "this_host": e.internal_client == ours}
+            for e in entries]}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .client import Client, Mapping
 from .errors import PortmapError
-from .ledger import Entry, LedgerData, Renewal
+from .ledger import Entry, GatewayRecord, LedgerData, Renewal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
@@ -49,9 +49,31 @@ def record(data: LedgerData, client: Client, protocol: str, internal_port: int, 
         last_renewal=Renewal(now, True, ""),
         same_port=same_port,
         notified=previous.notified if previous else None,  # what the on-change hook was last told
+        internal_client=granted.internal_client,  # UPnP IGD's; empty otherwise
+        description=granted.description,
+        permanent=granted.permanent,
     )
     data.put(entry)
     return entry
+
+
+def remember(data: LedgerData, client: Client) -> None:
+    """Keep what this run learnt of the client's gateway: the protocol spoken, the last epoch (or
+    UPnP uptime) and what UPnP discovery found, so the next run goes straight to it."""
+    if not client.answered or client.method is None:
+        return
+    kept = client.upnp_record()
+    previous = data.gateways.get(client.gateway)
+    if kept is None and previous is not None and client.method == "upnp":
+        kept = previous.upnp
+    data.gateways[client.gateway] = GatewayRecord(client.method, client.epoch, kept)
+
+
+def resume(data: LedgerData, client: Client) -> None:
+    """Give the client what an earlier run kept of its gateway (before the first request)."""
+    known = data.gateways.get(client.gateway)
+    if known is not None:
+        client.resume(known.method, known.upnp)
 
 
 def one_port(client: Client, first: Mapping, second: Mapping, lifetime: int, tries: int = 3) -> Tuple[Mapping, Mapping]:

@@ -24,7 +24,7 @@ from .epoch import EpochObservation
 from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData
 from .reachability import assess
-from .reconcile import Undo, note_failure, one_port, record, split_ports, walk
+from .reconcile import Undo, note_failure, one_port, record, remember, resume, split_ports, walk
 from .records import field, record_class
 
 TYPE_CHECKING = False
@@ -146,6 +146,10 @@ class Renewer:
             return "renewal asked for (--now)"
         if client.rebooted or client.lost_since(entry.epoch):
             return "gateway lost its mappings"
+        if entry.permanent:  # no lease to run out: is it still in the gateway's table?
+            if client.holds(entry.protocol, entry.external_port, entry.internal_port) is False:
+                return "the permanent mapping is gone from the gateway's table"
+            return None
         if entry.expired(now):
             return "expired"
         if entry.time_left(now) < entry.lifetime / 2:
@@ -157,6 +161,7 @@ class Renewer:
         try:
             client = self.client_factory(gateway, data.last_epoch(gateway))
             clients[gateway] = client
+            resume(data, client)
             public = client.public_address()
         except PortmapError as exc:
             now = self.clock()
@@ -195,6 +200,7 @@ class Renewer:
                      f"re-creating the {len(done)} handled before")
 
         walk(keys, handle, restart)
+        remember(data, client)
         for outcome in outcomes.values():
             setattr(report, outcome, getattr(report, outcome) + 1)
 

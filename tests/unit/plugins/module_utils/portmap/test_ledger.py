@@ -68,8 +68,65 @@ def test_round_trip_keeps_every_field(ledger):
     assert set(document["mappings"][0]) == {
         "gateway", "protocol", "internal_port", "external_port", "lifetime", "granted_at", "expires_at",
         "requested_external_port", "requested_lifetime", "epoch", "method", "nonce", "public_address",
-        "last_renewal", "same_port", "notified",
+        "last_renewal", "same_port", "notified", "internal_client", "description", "permanent",
     }
+    assert document["gateways"] == {}
+
+
+def test_gateway_records_round_trip(ledger):
+    data = LedgerData([make_entry(8080, method="upnp", internal_client="192.168.1.20", description="portmap.natpmp web1",
+                                  permanent=True)])
+    kept = {"description_url": "http://192.168.1.1:5000/rootDesc.xml", "device_type": "urn:x:device:InternetGatewayDevice:2",
+            "service_type": "urn:schemas-upnp-org:service:WANIPConnection:2",
+            "control_url": "http://192.168.1.1:5000/ctl/IPConn", "version": 2}
+    data.gateways["127.0.0.1"] = ledger_mod.GatewayRecord("upnp", EpochObservation(3600, 1000.0), kept)
+    ledger.save(data)
+    loaded = ledger.load()
+    assert loaded.gateways == data.gateways
+    entry = loaded.entries[0]
+    assert (entry.internal_client, entry.description, entry.permanent) == ("192.168.1.20", "portmap.natpmp web1", True)
+    assert not entry.expired(10 ** 10) and entry.time_left(10 ** 10) == 0.0  # a permanent lease never runs out
+
+
+@pytest.mark.parametrize("gateways, message", [
+    ("[]", "'gateways' is not an object"),
+    ('{"10.0.0.1": 5}', "gateway '10.0.0.1' is invalid: is not an object"),
+    ('{"10.0.0.1": {"method": "upnp", "upnp": {"control_url": 1}}}', "gateway '10.0.0.1' is invalid: field 'upnp'"),
+])
+def test_a_bad_gateway_record_is_an_error_naming_it(ledger, gateways, message):
+    with open(ledger.path, "w", encoding="utf-8") as handle:
+        handle.write('{"schema": 2, "mappings": [], "gateways": %s}' % gateways)
+    with pytest.raises(LedgerError, match=message):
+        ledger.load()
+
+
+def readme_schema_1_example():
+    """The schema 1 ledger the README shows (the block after its marker comment)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    readme = os.path.join(here, *[os.pardir] * 5, "README.md")
+    text = open(readme, encoding="utf-8").read()  # pylint: disable=consider-using-with
+    after = text.split("<!-- ledger schema 1 example -->", 1)[1]
+    return json.loads(after.split("```json", 1)[1].split("```", 1)[0])
+
+
+def test_the_readme_schema_1_example_is_migrated_to_2_losing_no_field(ledger):
+    old = readme_schema_1_example()
+    assert old["schema"] == 1 and old["mappings"]
+    with open(ledger.path, "w", encoding="utf-8") as handle:
+        json.dump(old, handle)
+    loaded = ledger.load()  # reading migrates in memory; the file stays as it was
+    assert json.load(open(ledger.path, encoding="utf-8"))["schema"] == 1  # pylint: disable=consider-using-with
+    entry = loaded.entries[0]
+    assert (entry.internal_client, entry.description, entry.permanent) == ("", "", False)
+    with ledger.transaction() as data:  # the next write (here a renewal's outcome) writes it back as schema 2
+        data.entries[0].last_renewal = Renewal(1795000100.5, True, "")
+    new = json.load(open(ledger.path, encoding="utf-8"))  # pylint: disable=consider-using-with
+    assert new["schema"] == 2
+    for before, after in zip(old["mappings"], new["mappings"]):
+        before = dict(before, last_renewal={"time": 1795000100.5, "ok": True, "error": ""})
+        assert {key: after[key] for key in before} == before  # every field of version 1, as it was
+    first = old["mappings"][0]
+    assert new["gateways"] == {first["gateway"]: {"method": first["method"], "epoch": first["epoch"], "upnp": None}}
 
 
 def test_what_the_hook_was_told_and_one_port_are_kept(ledger):
