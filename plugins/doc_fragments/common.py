@@ -23,7 +23,7 @@ options:
   method:
     description:
       - The protocol spoken with the gateway.
-      - V(auto) asks in all three at once, read-only: a PCP (RFC 6887) ANNOUNCE and a NAT-PMP
+      - V(auto) asks in all three at once, read-only, with a PCP (RFC 6887) ANNOUNCE and a NAT-PMP
         (RFC 6886) public address request to the gateway's port 5351, and UPnP IGD searches
         (SSDP M-SEARCH, unicast to the gateway's port 1900). PCP is chosen as soon as it
         answers; NAT-PMP once it answered and PCP is refused or silent for a third of

@@ -11,11 +11,11 @@ version_added: 0.2.0
 description:
   - Finds the gateway, asks it the read-only requests of the three protocols at once (PCP's
     ANNOUNCE, NAT-PMP's public address request and a UPnP IGD search; with a forced O(method) only
-    that one's), and reports its public address, its epoch (UPnP IGD: its uptime), which of the
+    that one's), and reports its public address, its epoch (under UPnP IGD, its uptime), which of the
     three it speaks, and the mappings the host's ledger records, with the time each has left and
     the result of its last renewal.
-  - Under UPnP IGD, which can list, it also returns the gateway's own table (RV(gateway_table)):
-    every host's mappings, with internal client, description and lease left, at most 1024 entries
+  - Under UPnP IGD, which can list, it also returns the gateway's own table, RV(gateway_table), with
+    every host's mappings, their internal client, description and lease left, at most 1024 entries
     read within 10 s (the result says when it was cut).
   - A gateway that does not answer is reported (RV(answers=false) and RV(error)), not a failure.
   - With O(stun_server), it also classifies the NAT's behaviour with STUN (RFC 8489, RFC 5780)

@@ -380,7 +380,11 @@ class Client:
                                      self.method or NATPMP, self.rebooted)
         if self.upnp is not None:
             def ask(igd: Any) -> str:
-                status = igd.status_info()
+                if igd.description is None:  # discovery reads GetStatusInfo (to take a connected IGD)
+                    igd.discover()
+                    status = igd.status or igd.status_info()
+                else:
+                    status = igd.status_info()
                 self._observe(status.uptime, UPNP)
                 return igd.external_address()
 

@@ -295,7 +295,8 @@ class IgdSession:
         try:
             values = self._call(action, deadline, what)
         except UpnpOnlyPermanentLeases:
-            lease, permanent = 0, True
+            # Lease 0: permanent under IGDv1; IGDv2 reads it as its cap of 604800 s, which is what it then holds.
+            lease, permanent = (wire_upnp.IGDV2_LEASE_CAP, False) if self.version >= 2 else (0, True)
             action = wire_upnp.add_port_mapping(protocol, port, internal_port, client, 0, description, any_port)
             try:
                 values = self._call(action, deadline, what)

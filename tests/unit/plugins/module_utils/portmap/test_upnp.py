@@ -160,11 +160,15 @@ def test_igdv1_is_not_capped():
     assert session(igd).map("tcp", 8080, 8080, 10 ** 6, "d").lifetime == 10 ** 6
 
 
-def test_only_permanent_leases():
+@pytest.mark.parametrize("version, lifetime, permanent", [
+    (1, 0, True),  # IGDv1: lease 0 is permanent
+    (2, 604800, False),  # IGDv2 reads lease 0 as its cap of 604800 s: that is what it holds
+])
+def test_only_permanent_leases(version, lifetime, permanent):
     igd = FakeIgd({"AddPortMapping": lambda r: fault(725, "OnlyPermanentLeasesSupported")
-                   if argument(r, "NewLeaseDuration") != "0" else vector("v2-AddPortMapping")})
+                   if argument(r, "NewLeaseDuration") != "0" else vector("v2-AddPortMapping")}, version=version)
     granted = session(igd).map("tcp", 8080, 8080, 3600, "d")
-    assert (granted.lifetime, granted.permanent) == (0, True)
+    assert (granted.lifetime, granted.permanent) == (lifetime, permanent)
     assert [argument(r, "NewLeaseDuration") for r in requests_of(igd, "AddPortMapping")] == ["3600", "0"]
 
 
@@ -371,7 +375,7 @@ def test_client_public_address_and_map(tmp_path):
 
 def test_client_reports_a_permanent_lease(tmp_path):
     igd = FakeIgd({"AddPortMapping": lambda r: fault(725) if argument(r, "NewLeaseDuration") != "0"
-                   else vector("v2-AddPortMapping")})
+                   else vector("v2-AddPortMapping")}, version=1)
     granted = upnp_client(igd, tmp_path).map("udp", 5353, 5353, 600)
     assert (granted.lifetime, granted.permanent, granted.external_port) == (0, True, 5353)
 
