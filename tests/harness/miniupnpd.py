@@ -51,12 +51,14 @@ def available() -> tuple:
 
 
 class Miniupnpd:
-    """``upnp`` also serves UPnP IGD on ``http_port`` (IGDv2, or v1 with ``igd_v1``)."""
+    """``upnp`` also serves UPnP IGD on ``http_port`` (IGDv2, or v1 with ``igd_v1``); ``natpmp=False``
+    turns NAT-PMP and PCP off (``enable_natpmp=no``: a UPnP-only gateway, nothing on port 5351)."""
 
     def __init__(self, topology: Topology, upnp: bool = False, http_port: int = 5000, igd_v1: bool = False,
-                 secure_mode: bool = True) -> None:
+                 secure_mode: bool = True, natpmp: bool = True) -> None:
         self.topology = topology
         self.upnp = upnp
+        self.natpmp = natpmp
         self.http_port = http_port
         self.igd_v1 = igd_v1
         self.secure_mode = secure_mode
@@ -70,6 +72,7 @@ class Miniupnpd:
         ruleset = os.path.join(self.folder, "base.nft")
         with open(ruleset, "w", encoding="ascii") as handle:
             handle.write(BASE_RULESET)
+        topo.run(topo.gw, ["nft", "delete", "table", "inet", "filter"])  # a restart: its rules go with it
         loaded = topo.run(topo.gw, ["nft", "-f", ruleset])
         if loaded.returncode != 0:
             raise RuntimeError(f"nft -f failed: {loaded.stderr}")
@@ -77,7 +80,7 @@ class Miniupnpd:
             handle.write(
                 "ext_ifname=wan0\n"
                 "listening_ip=lan0\n"
-                "enable_natpmp=yes\n"
+                f"enable_natpmp={'yes' if self.natpmp else 'no'}\n"
                 + self._upnp_lines() +
                 "ipv6_disable=yes\n"
                 f"secure_mode={'yes' if self.secure_mode else 'no'}\n"
@@ -92,8 +95,18 @@ class Miniupnpd:
         wait_for(lambda: os.path.exists(self.pidfile) and open(self.pidfile, encoding="ascii").read().strip(),
                  what="miniupnpd's pid file")
         self.pid = int(open(self.pidfile, encoding="ascii").read().strip())
-        wait_for(self._listening, what="miniupnpd listening on 5351")
+        wait_for(self._listening, what="miniupnpd listening")
         return self
+
+    def restart(self) -> "Miniupnpd":
+        """Stop and start again, as a gateway reboot: its mappings are gone (the lease file too)."""
+        self._end()
+        for leftover in ("leases", "miniupnpd.pid"):
+            try:
+                os.unlink(os.path.join(self.folder, leftover))
+            except FileNotFoundError:
+                pass
+        return self.start()
 
     def _upnp_lines(self) -> str:
         if not self.upnp:
@@ -106,11 +119,15 @@ class Miniupnpd:
 
     def _listening(self) -> bool:
         out = self.topology.run(self.topology.gw, ["ss", "-uln"]).stdout
-        if ":5351" not in out:
+        if self.natpmp and ":5351" not in out:
             return False
         return not self.upnp or f":{self.http_port} " in self.topology.run(self.topology.gw, ["ss", "-tln"]).stdout
 
     def stop(self) -> None:
+        self._end()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _end(self) -> None:
         if self.pid is not None:
             try:
                 os.kill(self.pid, signal.SIGTERM)
@@ -129,7 +146,6 @@ class Miniupnpd:
                 except ProcessLookupError:
                     pass
             self.pid = None
-        shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> "Miniupnpd":
         try:
