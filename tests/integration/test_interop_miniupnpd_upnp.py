@@ -17,7 +17,7 @@ import pytest
 
 from tests.harness import miniupnpd as miniupnpd_mod
 from tests.harness.netns import Topology, existing_namespaces
-from tests.harness.interop import LISTENER, client_script, wan_connect
+from tests.harness.interop import LISTENER, MODULE_UTILS, client_script, wan_connect
 
 pytestmark = pytest.mark.netns
 
@@ -197,3 +197,81 @@ def test_client_method_upnp_forwards_and_deletes(lab):
     assert (results[0]["lifetime"], results[0]["external_port"], results[1]) == (0, 0, [])
     time.sleep(0.2)
     assert wan_connect(topo, 8081).startswith("failed")
+
+
+@pytest.mark.parametrize("natpmp, upnp, chosen", [
+    (True, True, "pcp"),  # miniupnpd speaks the three: PCP is preferred
+    (False, True, "upnp"),  # enable_natpmp=no: nothing on 5351 (ICMP port unreachable), the IGD answers
+])
+def test_auto_against_the_real_miniupnpd(netns_ok, natpmp, upnp, chosen):
+    """Method auto asks the three protocols at once; how long it takes to choose, against the real peer."""
+    ok, why = miniupnpd_mod.available()
+    if not ok:
+        pytest.skip(why)
+    topo = Topology(hosts=1).create()
+    try:
+        topo.assert_sealed()
+        with miniupnpd_mod.Miniupnpd(topo, upnp=upnp, natpmp=natpmp):
+            listener = topo.popen(topo.hosts[0], [sys.executable, "-c", LISTENER, "8181"], stdout=subprocess.PIPE,
+                                  text=True)
+            assert listener.stdout.readline().strip() == "listening"
+            results = run(topo, """
+                import time
+                start = time.monotonic()
+                c = Client(method="auto")
+                public = c.public_address()
+                chosen_in = time.monotonic() - start
+                granted = c.map("tcp", 8181, 8181, 600)
+                out([c.method, round(c.detection.chosen_after, 4), round(chosen_in, 4), public.address,
+                     granted.external_port, c.detection.outcomes])
+            """)
+            method, detection, with_address, address, port, outcomes = results[0]
+            print(f"auto against miniupnpd (natpmp={natpmp}, upnp={upnp}): {method} chosen after {detection} s "
+                  f"({with_address} s with the public address); {outcomes}")
+            assert method == chosen and port == 8181
+            assert address in (topo.gw_wan_address, None)
+            if chosen == "upnp":
+                assert "ICMP port unreachable" in outcomes["pcp"] and "ICMP port unreachable" in outcomes["natpmp"]
+                assert detection < 0.1  # refused at once: the IGD's answer decides
+                assert address == topo.gw_wan_address
+            else:
+                assert detection < 0.1
+            assert wan_connect(topo, 8181) == "hello from the host"
+    finally:
+        topo.destroy()
+        left = set(topo.namespaces) & set(existing_namespaces())
+        assert not left, f"namespaces left behind: {left}"
+
+
+def test_the_job_repairs_a_restarted_upnp_only_miniupnpd(lab, tmp_path):
+    """Ledger, renewal job and command over the real IGD: a restart empties its table; the job (not --now) sees
+    it (uptime back, or the entry gone) and makes the mapping again."""
+    topo, daemon = lab(hosts=1, natpmp=False)
+    folder = tmp_path / "host"
+    folder.mkdir(mode=0o700)
+    command = ["-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from portmap.cli import main; sys.exit(main())",
+               MODULE_UTILS, "--ledger", str(folder / "ledger.json")]
+
+    def portmap(*args):
+        result = topo.run(topo.hosts[0], [sys.executable, *command, *args])
+        print(f"portmap-natpmp {' '.join(args)} -> {result.returncode}\n{result.stdout}{result.stderr}")
+        return result
+
+    assert portmap("map", "tcp", "8282", "--lifetime", "3600").returncode == 0
+    document = json.loads((folder / "ledger.json").read_text())
+    assert document["mappings"][0]["method"] == "upnp"
+    assert document["gateways"]["192.168.77.1"]["upnp"]["control_url"] == "http://192.168.77.1:5000/ctl/IPConn"
+    listed = portmap("table")
+    assert listed.returncode == 0 and "(this host)" in listed.stdout
+    quiet = portmap("renew", "--log", "stderr")
+    assert quiet.returncode == 0 and "0 renewed, 1 not due" in quiet.stderr
+    time.sleep(1.2)  # the restarted gateway's uptime must be clearly less than the time since
+    daemon.restart()
+    assert "8282" not in portmap("table").stdout
+    repaired = portmap("renew", "--log", "stderr")
+    assert repaired.returncode == 0, repaired.stderr
+    assert "1 renewed" in repaired.stderr
+    assert "(this host)" in portmap("table").stdout
+    listener = topo.popen(topo.hosts[0], [sys.executable, "-c", LISTENER, "8282"], stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
+    assert wan_connect(topo, 8282) == "hello from the host"

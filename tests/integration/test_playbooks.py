@@ -17,12 +17,12 @@ def gateway(tmp_path, loopback_address):
     sock = str(tmp_path / "gw.sock")
     # Up for a while, so that a reboot shows in PCP's epoch too (RFC 6887 forgives one second back).
     with SimulatedGateway(address=loopback_address, port=5351, control_path=sock,
-                          public_address="11.22.33.2", uptime=1000) as gw:
+                          public_address="11.22.33.2", uptime=1000, igd="v2") as gw:
         gw.control_path = sock
         yield gw
 
 
-@pytest.mark.parametrize("method", ["pcp", "natpmp"])
+@pytest.mark.parametrize("method", ["pcp", "natpmp", "upnp"])
 def test_lifecycle(gateway, collections_path, tmp_path, method):
     proc, recap = run_playbook("mapping_lifecycle.yml", tmp_path, base_vars(gateway, tmp_path, method),
                                collections_path=collections_path)

@@ -213,7 +213,8 @@ class Client:
         if self._igd_given is not None:
             self.upnp = self._igd_given
             return
-        args = dict(self._upnp_args, upnp_url=location or self._upnp_args["upnp_url"])
+        args = dict(self._upnp_args)
+        args["upnp_url"] = location or args["upnp_url"]
         self.upnp = IgdSession(self.gateway, **args)
         if kept and self._kept and not location:
             self.upnp.resume(self._kept.get("description_url", ""), self._kept.get("device_type", ""),

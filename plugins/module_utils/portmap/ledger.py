@@ -33,7 +33,6 @@ NEW_FILE_MODE = 0o644
 RESERVE = 64 * 1024  # bytes reserved for the write before the first request, on top of the current size
 
 
-
 def _schema_1_to_2(document: Dict[str, Any]) -> Dict[str, Any]:
     """Schema 2 adds what UPnP IGD needs: per mapping its internal client, description and whether
     the lease is permanent; per gateway the protocol it was last spoken with, its last epoch (or
@@ -199,8 +198,8 @@ class GatewayRecord:
         if not isinstance(data, dict):
             raise ValueError("is not an object")
         upnp = data.get("upnp")
-        if upnp is not None and (not isinstance(upnp, dict) or not all(isinstance(upnp.get(k), str) for k in
-                                                                        ("service_type", "control_url"))):
+        named = isinstance(upnp, dict) and all(isinstance(upnp.get(k), str) for k in ("service_type", "control_url"))
+        if upnp is not None and not named:
             raise ValueError("field 'upnp' is not an object with 'service_type' and 'control_url'")
         return cls(_typed(data, "method", str, "natpmp"), EpochObservation.from_dict(data.get("epoch")), upnp)
 
