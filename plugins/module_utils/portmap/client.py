@@ -23,6 +23,7 @@ import os
 import time
 
 from . import defaults, wire_natpmp, wire_pcp
+from .detect import UNHEARD, detect
 from .epoch import EpochObservation, lost_state
 from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError, UnsupportedVersion, UpnpProtocolError
 from .lock import HostLock, ProcessLock
@@ -249,8 +250,6 @@ class Client:
 
     def _detect(self, settle: bool = False) -> Any:
         """Under ``auto``: ask the gateway in the three protocols at once and take the one chosen."""
-        from .detect import UNHEARD, detect  # pylint: disable=import-outside-toplevel
-
         start = self._clock()
         with self.lock:
             found = detect(self.gateway, self.transport.port, start + self.transport.timeout, self._clock,
@@ -580,19 +579,22 @@ class Client:
             public_address=public_address,
         )
 
-    def probe(self) -> Dict[str, Any]:
+    def probe(self, settle: bool = True) -> Dict[str, Any]:
         """What the gateway speaks, read-only.
 
-        Under ``auto`` the three protocols are asked at once and heard out (``detect`` with
-        ``settle``); the one chosen is then the method in use.  A forced method asks only its
-        own.  Returns per method None (not asked), True, or the error text; and ``speaks``,
-        the methods that answered, in order of preference.
+        Under ``auto`` the three protocols are asked at once and, with ``settle``, heard out
+        (``detect``); without, the asking ends at the choice (the command's ``public``: one round
+        trip on a PCP gateway) and a protocol not heard out is None.  The one chosen is then the
+        method in use.  A forced method asks only its own.  Returns per method None (not asked,
+        or not heard out), True, or the error text; and ``speaks``, the methods that answered,
+        in order of preference.
         """
         found: Dict[str, Any] = {PCP: None, NATPMP: None, UPNP: None}
         if self.requested_method == AUTO and self._igd_given is None:
-            detection = self._detect(settle=True)
+            detection = self._detect(settle=settle)
             for method in (PCP, NATPMP, UPNP):
-                found[method] = True if detection.outcomes[method] == "answered" else detection.outcomes[method]
+                outcome = detection.outcomes[method]
+                found[method] = True if outcome == "answered" else None if outcome.startswith(UNHEARD) else outcome
             found["speaks"] = [m for m in (PCP, NATPMP, UPNP) if found[m] is True]
             if self.method == UPNP:
                 try:

@@ -17,7 +17,8 @@ doubling), the searches once more at 250 ms.  All of it runs within the one dead
 
 With ``settle`` (``natpmp_info``: which of the three the gateway speaks) the asking goes on
 after the choice until every protocol has answered or been refused, for at most
-``SETTLE`` seconds more.  Replies are only taken from the gateway's address and port.
+``SETTLE`` seconds more.  Without, a PCP choice still waits up to ``LINGER`` seconds (or as
+long as PCP's answer took) for NAT-PMP's answer, which tells the public address.  Replies are only taken from the gateway's address and port.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ ASKED = {PCP: "PCP ANNOUNCE request", NATPMP: "NAT-PMP public address request",
 PCP_SHARE = 1 / 3  # of the deadline: how long a NAT-PMP answer waits for PCP's
 UPNP_GRACE = 0.25  # seconds after the start: how long an IGD's answer waits for PCP's and NAT-PMP's
 SETTLE = 0.5  # seconds after the choice that ``settle`` waits for the other protocols
+LINGER = 0.02  # seconds (at least; or as long as PCP took) a PCP choice waits for NAT-PMP's address
 UNHEARD = "not heard out"  # a protocol still unanswered when another was chosen (not a failure)
 SLICE = 0.01  # polling step when a source cannot be waited on with select (test doubles)
 
@@ -135,11 +137,13 @@ def detect(gateway: str, port: int, deadline: float, clock: Callable[[], float],
             thing.close()
 
 
-def _choice(probes: Dict[str, Probe], elapsed: float, budget: float) -> Optional[str]:
+def _choice(probes: Dict[str, Probe], now: float, start: float, budget: float) -> Optional[str]:
+    """The protocol to take at ``now``, or None to go on asking (times compared as the clock gives
+    them, the same sums as the waits use, so a wait always ends where a choice falls due)."""
     pcp, natpmp, upnp = probes[PCP], probes[NATPMP], probes[UPNP]
 
     def gave_up(probe: Probe, after: float) -> bool:
-        return (probe.outcome is not None and probe.outcome != "answered") or (probe.outcome is None and elapsed >= after)
+        return (probe.outcome is not None and probe.outcome != "answered") or (probe.outcome is None and now >= start + after)
 
     if pcp.outcome == "answered":
         return PCP
@@ -157,6 +161,7 @@ def _run(probes: List[Probe], start: float, budget: float, clock: Callable[[], f
     sent = 0  # sends of the schedule done
     chosen: Optional[str] = None
     chosen_at = 0.0
+    after = start + budget
     while True:
         now = clock()
         elapsed = now - start
@@ -166,20 +171,26 @@ def _run(probes: List[Probe], start: float, budget: float, clock: Callable[[], f
                     _send(probe, elapsed)
             sent += 1
         if chosen is None:
-            chosen = _choice(by_method, elapsed, budget)
+            chosen = _choice(by_method, now, start, budget)
             if chosen is not None:
                 chosen_at = elapsed
+                # how long after the choice the asking goes on (PCP chosen: NAT-PMP's answer, sent with
+                # it, tells the public address ANNOUNCE does not)
+                after = now + (SETTLE if settle else max(chosen_at, LINGER))
         pending = [p for p in probes if p.outcome is None]
-        settled = not settle or not pending or elapsed >= chosen_at + SETTLE
-        if (chosen is not None and settled) or elapsed >= budget or not pending:
+        if settle:
+            settled = not pending or now >= after
+        else:
+            settled = chosen != PCP or by_method[NATPMP].outcome is not None or now >= after
+        if (chosen is not None and settled) or now >= start + budget or not pending:
             break
         limit = min(schedule[sent] if sent < len(schedule) else start + budget, start + budget)
         if chosen is None:  # the choice may fall due before anything arrives
             for due in (start + UPNP_GRACE, start + budget * PCP_SHARE):
                 if due > now:
                     limit = min(limit, due)
-        elif settle:
-            limit = min(limit, start + chosen_at + SETTLE)
+        else:
+            limit = min(limit, after)
         _receive(pending, max(limit - clock(), 0.0), clock, start)
     for probe in probes:
         if probe.outcome is None:

@@ -440,19 +440,19 @@ class Manager:
 
     # -------------------------------------------------------------- info
 
-    def info(self, stun_server: Optional[str] = None) -> Dict[str, Any]:
+    def info(self, stun_server: Optional[str] = None, settle: bool = True, table: bool = True) -> Dict[str, Any]:
         """Read-only facts; a gateway that does not answer is reported, not an error.
 
-        Under ``auto`` the three protocols are asked at once and heard out, so the facts
-        tell what the gateway speaks; ``method`` is what a change would use.  Under UPnP
-        IGD the gateway's table is listed too (``gateway_table``).  With ``stun_server``
-        (``host:port``) the NAT's behaviour is classified with STUN too.
+        Under ``auto`` the three protocols are asked at once and (``settle``) heard out, so the
+        facts tell what the gateway speaks; ``method`` is what a change would use.  Under UPnP
+        IGD the gateway's table is listed too (``gateway_table``, unless ``table`` is False).
+        With ``stun_server`` (``host:port``) the NAT's behaviour is classified with STUN too.
         """
         data = self.ledger.load()
         if self.client.epoch is None:
             self.client.epoch = data.last_epoch(self.client.gateway)
         resume(data, self.client)
-        found = self.client.probe()
+        found = self.client.probe(settle)
         speaks = found["speaks"]
         errors = [found[m] for m in ("pcp", "natpmp", UPNP) if isinstance(found.get(m), str)]
         public = self.client.public_address_seen or next(
@@ -469,7 +469,7 @@ class Manager:
             "speaks": {"pcp": found["pcp"], "natpmp": found["natpmp"], UPNP: found.get(UPNP)},
             "error": None if speaks else "; ".join(errors),
             "mappings": [describe(e, now) for e in data.entries],
-            "gateway_table": self._table() if speaks else None,
+            "gateway_table": self._table() if speaks and table else None,
         }
         transport = self.client.transport
         return dict(facts, **nat_facts(facts["public_address"], stun_server, transport.timeout, transport.source_address))

@@ -133,3 +133,16 @@ def test_probe_on_a_upnp_only_gateway(tmp_path):
     assert found["speaks"] == ["upnp"] and client.method == "upnp"
     assert "ICMP port unreachable" in found["pcp"] and "ICMP port unreachable" in found["natpmp"]
     assert client.public_address_seen == "11.22.33.2"
+
+
+def test_a_pcp_choice_waits_briefly_for_natpmps_address_and_no_longer(tmp_path):
+    gateway = DualGateway(natpmp="silent")  # a PCP gateway that drops NAT-PMP
+    client, igd, _channels, _ssdp = rig(tmp_path, gateway, ssdp_delay=None)
+    public = client.public_address()
+    assert client.method == "pcp" and public.address is None
+    assert elapsed(igd) == pytest.approx(0.001 + detect.LINGER, abs=0.011)  # not PCP's third of the deadline
+
+
+def test_a_pcp_choice_takes_the_address_natpmp_told_with_it(tmp_path):
+    client, _igd, _channels, _ssdp = rig(tmp_path, DualGateway(), ssdp_delay=None)
+    assert client.public_address().address == "11.22.33.2" and client.method == "pcp"
