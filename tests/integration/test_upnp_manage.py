@@ -145,6 +145,13 @@ def test_a_permanent_lease_is_reported_and_checked_by_the_job(igd_v1, tmp_path):
     assert table(igd) == [("127.0.0.1", "tcp", 8080, 8080, 0)]
 
 
+def test_a_permanent_lease_is_not_too_short_for_min_lifetime(igd_v1, tmp_path):
+    igd_v1.ctl({"cmd": "set", "lease_policy": "permanent-only"})
+    result = manager(igd_v1, tmp_path).present(WANT, min_lifetime=120)  # the role's rule under cron
+    assert result["changed"] and result["mappings"][0]["permanent"]
+    assert table(igd_v1) == [("127.0.0.1", "tcp", 8080, 8080, 0)]
+
+
 def test_absent_removes_this_hosts_unrecorded_mapping_and_never_another_hosts(igd, tmp_path):
     Client(igd.address, method="upnp", lock_path=str(tmp_path / "other.lock")).map("tcp", 8080, 8080, 600)
     igd.ctl({"cmd": "map", "client": OTHER_HOST, "protocol": "tcp", "internal_port": 9, "external_port": 9090,

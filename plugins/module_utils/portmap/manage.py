@@ -345,11 +345,12 @@ class Manager:
         return granted.rebooted
 
     def _refuse_short(self, run: Outcome, data: LedgerData, min_lifetime: int) -> None:
-        """Mappings granted for less than ``min_lifetime``: those this run made are deleted again."""
+        """Mappings granted for less than ``min_lifetime``: those this run made are deleted again
+        (a permanent UPnP lease, lifetime 0, never lapses: it is kept)."""
         made = {(r["protocol"], r["internal_port"]) for r in run.results if r.get("changed") and not r.get("predicted")}
         before = {(m["protocol"], m["internal_port"]) for m in run.before}
         short = [e for e in data.for_gateway(self.client.gateway)
-                 if (e.protocol, e.internal_port) in made and e.lifetime < min_lifetime]
+                 if (e.protocol, e.internal_port) in made and e.lifetime < min_lifetime and not e.permanent]
         if not short:
             return
         taken_back = []
