@@ -152,9 +152,9 @@ def test_absent_removes_this_hosts_unrecorded_mapping_and_never_another_hosts(ig
     predicted = manager(igd, tmp_path, check_mode=True).absent([Desired("tcp", 8080, 8080, 0)])
     assert predicted["changed"] and len(table(igd)) == 2  # check mode: read only
     removed = manager(igd, tmp_path).absent([Desired("tcp", 8080, 8080, 0)])
-    assert removed["changed"] and removed["removed"] == [{"protocol": "tcp", "internal_port": 8080, "external_port": 8080,
-                                                           "lifetime": removed["removed"][0]["lifetime"],
-                                                           "recorded": False}]
+    assert removed["changed"] and removed["removed"] == [{
+        "protocol": "tcp", "internal_port": 8080, "external_port": 8080, "lifetime": removed["removed"][0]["lifetime"],
+        "recorded": False}]
     assert table(igd) == [(OTHER_HOST, "tcp", 9090, 9, 600)]
     untouched = manager(igd, tmp_path).absent([Desired("tcp", 9, 9090, 0)])  # another host's: left alone
     assert not untouched["changed"] and table(igd) == [(OTHER_HOST, "tcp", 9090, 9, 600)]
@@ -184,7 +184,7 @@ def test_info_on_a_natpmp_gateway_says_plainly_it_cannot_list(gw, tmp_path):
 def test_the_command_over_upnp(igd, tmp_path):
     mapped = cli(igd, tmp_path, "--method", "upnp", "--description", "from the command", "map", "tcp", "8080")
     assert mapped.returncode == 0, mapped.stderr
-    assert f"mapped TCP 11.22.33.2:8080 -> internal port 8080 for 7200 s (upnp)" in mapped.stdout
+    assert "mapped TCP 11.22.33.2:8080 -> internal port 8080 for 7200 s (upnp)" in mapped.stdout
     public = cli(igd, tmp_path, "public")
     assert public.returncode == 0 and "speaks upnp; using upnp" in public.stdout
     listed = cli(igd, tmp_path, "table")
