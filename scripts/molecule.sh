@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS"
 
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-    scenarios=(default fleet gateway_reboot miniupnpd)
+    scenarios=(default fleet gateway_reboot miniupnpd upnp)
 fi
 
 sweep() {
