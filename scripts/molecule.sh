@@ -6,6 +6,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 NO_COLOR=1 PY_COLORS=0
+# molecule keeps a scenario's state in ~/.ansible/tmp/molecule.HASH.SCENARIO, HASH from the name of
+# the checkout's folder: the sweep takes only this checkout's, never those of another checkout's
+# run, which may be running at this moment.
+own=$(python -c 'import os; from molecule.text import checksum; print(checksum(os.path.basename(os.getcwd()), 4))') || exit 1
 # The collection under test is this checkout, through a temporary collections tree
 # (the scenarios set prerun: false, so molecule installs nothing into ~/.ansible).
 COLLECTIONS=$(mktemp -d)
@@ -15,11 +19,11 @@ export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS"
 
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-    scenarios=(default fleet gateway_reboot miniupnpd)
+    scenarios=(default fleet gateway_reboot miniupnpd upnp)
 fi
 
 sweep() {
-    for state in "$HOME"/.ansible/tmp/molecule.*/fleet; do
+    for state in "$HOME"/.ansible/tmp/molecule."$own".*/fleet; do
         [ -f "$state/fleet.json" ] || continue
         echo "molecule: removing test hosts left in $state"
         python -m tests.harness.fleet destroy "$state" || true

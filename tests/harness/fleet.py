@@ -5,16 +5,24 @@ namespace in which /etc, /usr/local, /var/lib and /var/log are overlays (the mac
 files below, the host's own changes above) and /run/lock a tmpfs, so the role's cron file,
 user, command, units and ledger stay per host and the machine's own files are untouched.
 A wrapper per host runs Python inside both namespaces: it is the host's
-``ansible_python_interpreter``. The gateway (the simulated one, or miniupnpd) runs in the
-gateway namespace. Everything is recorded in a state file, so a later process (molecule's
+``ansible_python_interpreter``. The gateway runs in the gateway namespace; ``--site`` adds
+another gateway with hosts of its own, in a topology of its own (a mixed fleet). Gateways:
+
+    simgw            the simulated gateway, PCP and NAT-PMP
+    simgw-upnp       the simulated gateway, UPnP IGD v2 only (SSDP unicast, nothing answered on 5351)
+    miniupnpd        the real miniupnpd, PCP and NAT-PMP
+    miniupnpd-upnp   the real miniupnpd, UPnP IGD only (enable_natpmp=no)
+
+Everything is recorded in a state file before it exists, so a later process (molecule's
 destroy) removes it all, also after a failed run.
 
-    python -m tests.harness.fleet create STATE_DIR --hosts a b c [--gateway simgw|miniupnpd]
+    python -m tests.harness.fleet create STATE_DIR --hosts a b [--gateway G] [--site G c d]
     python -m tests.harness.fleet destroy STATE_DIR
     python -m tests.harness.fleet job STATE_DIR HOST [--now]   # run the job as cron would
-    python -m tests.harness.fleet ctl STATE_DIR JSON            # simulated gateway control
+    python -m tests.harness.fleet ctl STATE_DIR JSON [--host H] # simulated gateway control (H's gateway)
+    python -m tests.harness.fleet restart-gateway STATE_DIR [--http-port N]  # miniupnpd restarted
     python -m tests.harness.fleet listen STATE_DIR HOST PORT    # a TCP listener on a host
-    python -m tests.harness.fleet wan-connect STATE_DIR PORT    # connect from the WAN side
+    python -m tests.harness.fleet wan-connect STATE_DIR PORT [--host H]  # connect from the WAN side
 """
 
 from __future__ import annotations
@@ -31,11 +39,15 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
+from .interop import CONNECT, LISTENER
 from .netns import Topology, wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OVERLAID = ("/etc", "/usr/local", "/var/lib", "/var/log")
 WATCHED = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/cron.d", "/usr/local/sbin", "/var/lib")
+GATEWAYS = ("simgw", "simgw-upnp", "miniupnpd", "miniupnpd-upnp")
+SIMGW_OPTIONS = {"simgw": ["--announce", "multicast"],
+                 "simgw-upnp": ["--speaks", "none", "--igd", "v2", "--ssdp", "unicast"]}
 
 
 def fingerprint() -> Dict[str, str]:
@@ -48,6 +60,11 @@ def fingerprint() -> Dict[str, str]:
             with open(path, "rb") as handle:
                 result[path] = hashlib.sha256(handle.read()).hexdigest()
     return result
+
+
+def _topology(site: Dict[str, Any]) -> Topology:
+    return Topology(hosts=len(site["hosts"]), tag=site["tag"], wan_prefix=site["wan_prefix"],
+                    lan_prefix=site["lan_prefix"])
 
 
 class Fleet:
@@ -65,39 +82,45 @@ class Fleet:
             json.dump(self.state, handle, indent=2)
         os.replace(self.state_file + ".tmp", self.state_file)
 
-    @property
-    def topology(self) -> Topology:
-        return Topology(hosts=len(self.state["hosts"]), tag=self.state["tag"])
-
     def host(self, name: str) -> Dict[str, Any]:
         return self.state["hosts"][name]
 
+    def site(self, host: Optional[str] = None) -> Dict[str, Any]:
+        """The gateway's record: the first site's, or that of the site ``host`` is in."""
+        return self.state["sites"][self.host(host)["site"] if host else 0]
+
     # ------------------------------------------------------------------ create
 
-    def create(self, names: List[str], gateway: str = "simgw", python: str = sys.executable) -> None:
+    def create(self, sites: List[List[str]], python: str = sys.executable) -> None:
+        """``sites``: one [gateway, host, ...] per gateway, each in a sealed topology of its own."""
         if self.state:
             self.destroy()
-        topo = Topology(hosts=len(names))
-        self.state = {"tag": topo.tag, "gateway": gateway, "hosts": {}, "pids": [], "mounts": [],
-                      "fingerprint": fingerprint(), "python": python}
+        self.state = {"sites": [], "hosts": {}, "pids": [], "mounts": [], "fingerprint": fingerprint(),
+                      "python": python}
         self.save()  # recorded before anything exists, so destroy always knows what to remove
         try:
-            topo.create()
-            self.state["namespaces"] = topo.namespaces
-            self.state["gw_lan_address"] = topo.gw_lan_address
-            self.state["gw_wan_address"] = topo.gw_wan_address
-            self.state["wan"] = topo.wan
-            self.state["gw"] = topo.gw
-            self.save()
-            topo.assert_sealed()
-            for name, netns, address in zip(names, topo.hosts, topo.host_addresses):
-                self._make_host(name, netns, address, python)
-            self._start_gateway(topo, python)
+            for index, (gateway, *names) in enumerate(sites):
+                self._make_site(index, gateway, names, python)
         except BaseException:
             self.destroy()
             raise
 
-    def _make_host(self, name: str, netns: str, address: str, python: str) -> None:
+    def _make_site(self, index: int, gateway: str, names: List[str], python: str) -> None:
+        # Site N: WAN 11.22.(33+N).0/24 (not a reserved range: miniupnpd refuses those), LAN 192.168.(77+N).0/24.
+        wan_prefix, lan_prefix = f"11.22.{33 + index}", f"192.168.{77 + index}"
+        topo = Topology(hosts=len(names), wan_prefix=wan_prefix, lan_prefix=lan_prefix)
+        site = {"gateway": gateway, "tag": topo.tag, "hosts": names, "namespaces": topo.namespaces,
+                "wan_prefix": wan_prefix, "lan_prefix": lan_prefix, "wan": topo.wan, "gw": topo.gw,
+                "gw_lan_address": topo.gw_lan_address, "gw_wan_address": topo.gw_wan_address, "pids": []}
+        self.state["sites"].append(site)
+        self.save()
+        topo.create()
+        topo.assert_sealed()
+        for name, netns, address in zip(names, topo.hosts, topo.host_addresses):
+            self._make_host(name, netns, address, python, index)
+        self._start_gateway(site, topo, python, os.path.join(self.state_dir, f"gw{index or ''}.sock"))
+
+    def _make_host(self, name: str, netns: str, address: str, python: str, site: int) -> None:
         folder = os.path.join(self.state_dir, "hosts", name)
         os.makedirs(folder, exist_ok=True)
         mnt = os.path.join(folder, "mnt")
@@ -105,7 +128,7 @@ class Fleet:
         subprocess.run(["unshare", f"--mount={mnt}", "--propagation", "private", "true"], check=True)
         self.state["mounts"].append(mnt)
         self.state["hosts"][name] = {"netns": netns, "mnt": mnt, "dir": folder, "address": address,
-                                     "python": os.path.join(folder, "python")}
+                                     "python": os.path.join(folder, "python"), "site": site}
         self.save()
         script = ["set -e"]
         for path in OVERLAID:
@@ -119,47 +142,81 @@ class Fleet:
             handle.write(f"#!/bin/sh\nexec nsenter --net=/run/netns/{netns} --mount={mnt} -- {python} \"$@\"\n")
         os.chmod(wrapper, 0o755)
 
-    def _start_gateway(self, topo: Topology, python: str) -> None:
-        log = open(os.path.join(self.state_dir, "gateway.log"), "a", encoding="utf-8")  # pylint: disable=consider-using-with
-        if self.state["gateway"] == "miniupnpd":
-            from .miniupnpd import Miniupnpd
-            daemon = Miniupnpd(topo)
-            self.state["miniupnpd_folder"] = daemon.folder
+    def _start_gateway(self, site: Dict[str, Any], topo: Topology, python: str, control: str) -> None:
+        if site["gateway"].startswith("miniupnpd"):
+            upnp = site["gateway"] == "miniupnpd-upnp"
+            site["miniupnpd"] = {"upnp": upnp, "natpmp": not upnp, "http_port": 5000}
+            daemon = self._miniupnpd(site, topo)
+            site["miniupnpd_folder"] = daemon.folder
             self.save()
             daemon.start()
-            self.state["pids"].append(daemon.pid)
+            site["pids"].append(daemon.pid)
         else:
-            control = os.path.join(self.state_dir, "gw.sock")
+            log = open(os.path.join(self.state_dir, "gateway.log"), "a", encoding="utf-8")  # pylint: disable=consider-using-with
             process = subprocess.Popen(  # pylint: disable=consider-using-with
                 ["ip", "netns", "exec", topo.gw, python, "-m", "simgw",
                  "--listen", f"{topo.gw_lan_address}:5351", "--control", control,
-                 "--public-address", topo.gw_wan_address, "--announce", "multicast"],
+                 "--public-address", topo.gw_wan_address, *SIMGW_OPTIONS[site["gateway"]]],
                 stdout=log, stderr=log, start_new_session=True, cwd=REPO)
-            self.state["pids"].append(process.pid)
-            self.state["control"] = control
+            site["pids"].append(process.pid)
+            site["control"] = control
             self.save()
             wait_for(lambda: os.path.exists(control), what="the simulated gateway's control socket")
         self.save()
 
+    @staticmethod
+    def _miniupnpd(site: Dict[str, Any], topo: Topology):
+        from .miniupnpd import Miniupnpd
+        return Miniupnpd(topo, folder=site.get("miniupnpd_folder"), **site["miniupnpd"])
+
+    def restart_gateway(self, http_port: Optional[int] = None) -> Dict[str, Any]:
+        """Restart the first site's miniupnpd (its mappings are gone), on another HTTP port if given."""
+        site = self.site()
+        if not site["gateway"].startswith("miniupnpd"):
+            raise ValueError(f"restart-gateway restarts miniupnpd; this fleet's gateway is {site['gateway']}")
+        if http_port:
+            site["miniupnpd"]["http_port"] = http_port
+        daemon = self._miniupnpd(site, _topology(site))
+        daemon.pid = site["pids"][0]
+        try:
+            daemon.restart()
+        finally:
+            site["pids"] = [daemon.pid] if daemon.pid else []
+            self.save()
+        return {"pid": daemon.pid, "http_port": daemon.http_port}
+
     # ------------------------------------------------------------------ destroy
+
+    def _sites(self) -> List[Dict[str, Any]]:
+        if "sites" in self.state:
+            return self.state["sites"]
+        if self.state.get("tag"):  # a state written before sites existed (one gateway, top-level keys)
+            return [{"tag": self.state["tag"], "hosts": list(self.state.get("hosts", {})),
+                     "namespaces": self.state.get("namespaces") or Topology(
+                         hosts=len(self.state.get("hosts", {})), tag=self.state["tag"]).namespaces,
+                     "pids": [], "miniupnpd_folder": self.state.get("miniupnpd_folder")}]
+        return []
 
     def destroy(self) -> List[str]:
         """Remove everything the state records; returns what could not be removed."""
         problems = []
-        for pid in self.state.get("pids", []):
+        sites = self._sites()
+        for pid in self.state.get("pids", []) + [pid for site in sites for pid in site.get("pids", [])]:
             _end(pid)
-        if self.state.get("tag"):
-            self.topology.destroy_by_name(self.state.get("namespaces") or self.topology.namespaces)
+        for site in sites:
+            Topology(tag=site["tag"]).destroy_by_name(site["namespaces"])
         for mnt in self.state.get("mounts", []):
             subprocess.run(["umount", mnt], capture_output=True, check=False)
-        if self.state.get("miniupnpd_folder"):
-            shutil.rmtree(self.state["miniupnpd_folder"], ignore_errors=True)
+        for site in sites:
+            if site.get("miniupnpd_folder"):
+                shutil.rmtree(site["miniupnpd_folder"], ignore_errors=True)
         before = self.state.get("fingerprint")
         if before and fingerprint() != before:
             problems.append("the machine's own files changed: " + json.dumps(
                 {k: v for k, v in fingerprint().items() if before.get(k) != v}))
         shutil.rmtree(os.path.join(self.state_dir, "hosts"), ignore_errors=True)
-        for leftover in ("fleet.json", "gw.sock"):
+        leftovers = ["fleet.json"] + [site["control"] for site in sites if site.get("control")]
+        for leftover in leftovers:
             try:
                 os.unlink(os.path.join(self.state_dir, leftover))
             except FileNotFoundError:
@@ -195,6 +252,25 @@ class Fleet:
         return subprocess.run(self.exec_argv(name, ["runuser", "-u", job["user"], "--", "/bin/sh", "-c", command]),
                               capture_output=True, text=True, check=False, timeout=120)
 
+    def listen(self, name: str, port: int) -> None:
+        """A TCP listener on the host's port, answering ``hello from NAME`` (ended by destroy)."""
+        argv = [self.state["python"], "-c", LISTENER, str(port), f"hello from {name}"]
+        process = subprocess.Popen(self.exec_argv(name, argv), stdout=subprocess.PIPE,  # pylint: disable=consider-using-with
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        self.state["pids"].append(process.pid)
+        self.save()
+        if process.stdout.readline().strip() != b"listening":
+            raise RuntimeError(f"the listener on {name}:{port} did not start")
+        process.stdout.close()
+
+    def wan_connect(self, port: int, host: Optional[str] = None) -> str:
+        """Connect from the WAN side to the public address of the gateway (``host``'s) at ``port``."""
+        site = self.site(host)
+        result = subprocess.run(["ip", "netns", "exec", site["wan"], self.state["python"], "-c", CONNECT,
+                                 site["gw_wan_address"], str(port)],
+                                capture_output=True, text=True, check=False, timeout=30)
+        return result.stdout.strip()
+
 
 def _end(pid: int) -> None:
     try:
@@ -223,7 +299,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     create = sub.add_parser("create")
     create.add_argument("state_dir")
     create.add_argument("--hosts", nargs="+", required=True)
-    create.add_argument("--gateway", choices=("simgw", "miniupnpd"), default="simgw")
+    create.add_argument("--gateway", choices=GATEWAYS, default="simgw")
+    create.add_argument("--site", nargs="+", action="append", default=[], metavar="GATEWAY HOST",
+                        help="another gateway and the hosts behind it, in a topology of its own")
     create.add_argument("--python", default=sys.executable)
     destroy = sub.add_parser("destroy")
     destroy.add_argument("state_dir")
@@ -237,6 +315,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ctl = sub.add_parser("ctl")
     ctl.add_argument("state_dir")
     ctl.add_argument("command_json")
+    ctl.add_argument("--host", help="the gateway of this host's site (default: the first site's)")
+    restart = sub.add_parser("restart-gateway")
+    restart.add_argument("state_dir")
+    restart.add_argument("--http-port", type=int, help="listen on this HTTP port from now on (as after a restart "
+                         "without a fixed http_port)")
     listen = sub.add_parser("listen")
     listen.add_argument("state_dir")
     listen.add_argument("host")
@@ -244,11 +327,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     connect = sub.add_parser("wan-connect")
     connect.add_argument("state_dir")
     connect.add_argument("port", type=int)
+    connect.add_argument("--host", help="connect to this host's gateway (default: the first site's)")
     args = parser.parse_args(argv)
     fleet = Fleet(args.state_dir)
     if args.command == "create":
-        fleet.create(args.hosts, args.gateway, args.python)
-        print(json.dumps({"hosts": fleet.state["hosts"], "control": fleet.state.get("control")}))
+        for site in args.site:
+            if site[0] not in GATEWAYS or len(site) < 2:
+                parser.error(f"--site takes a gateway ({', '.join(GATEWAYS)}) and its hosts, not {' '.join(site)!r}")
+        fleet.create([[args.gateway, *args.hosts], *args.site], args.python)
+        print(json.dumps({"hosts": fleet.state["hosts"], "controls": [s.get("control") for s in fleet.state["sites"]]}))
         return 0
     if args.command == "destroy":
         problems = fleet.destroy()
@@ -268,27 +355,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.command == "ctl":
         from simgw import control
-        answer = control(fleet.state["control"], json.loads(args.command_json))
+        answer = control(fleet.site(args.host)["control"], json.loads(args.command_json))
         print(json.dumps(answer))
         return 0 if answer.get("ok") else 1
+    if args.command == "restart-gateway":
+        print(json.dumps(fleet.restart_gateway(args.http_port)))
+        return 0
     if args.command == "listen":
-        code = ("import socket, sys\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                "s.bind(('0.0.0.0', int(sys.argv[1])))\ns.listen(8)\n"
-                "while True:\n    c, _peer = s.accept()\n    c.sendall(b'hello from the host\\n')\n    c.close()\n")
-        process = subprocess.Popen(fleet.exec_argv(args.host, [fleet.state["python"], "-c", code, str(args.port)]),  # pylint: disable=consider-using-with
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        fleet.state["pids"].append(process.pid)
-        fleet.save()
-        time.sleep(0.3)
+        fleet.listen(args.host, args.port)
         return 0
     if args.command == "wan-connect":
-        code = ("import socket, sys\ns = socket.socket()\ns.settimeout(2)\n"
-                "try:\n    s.connect((sys.argv[1], int(sys.argv[2])))\n    print(s.recv(100).decode().strip())\n"
-                "except OSError as exc:\n    print('failed: ' + exc.__class__.__name__)\n")
-        result = subprocess.run(["ip", "netns", "exec", fleet.state["wan"], fleet.state["python"], "-c", code,
-                                 fleet.state["gw_wan_address"], str(args.port)],
-                                capture_output=True, text=True, check=False, timeout=30)
-        print(result.stdout.strip())
+        print(fleet.wan_connect(args.port, args.host))
         return 0
     return 2
 

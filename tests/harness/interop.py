@@ -29,10 +29,11 @@ LISTENER = textwrap.dedent("""
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("0.0.0.0", int(sys.argv[1])))
     server.listen(8)
+    greeting = (sys.argv[2] if len(sys.argv) > 2 else "hello from the host").encode() + b"\\n"
     print("listening", flush=True)
     while True:
         conn, peer = server.accept()
-        conn.sendall(b"hello from the host\\n")
+        conn.sendall(greeting)
         conn.close()
 """)
 

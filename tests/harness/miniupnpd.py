@@ -52,17 +52,19 @@ def available() -> tuple:
 
 class Miniupnpd:
     """``upnp`` also serves UPnP IGD on ``http_port`` (IGDv2, or v1 with ``igd_v1``); ``natpmp=False``
-    turns NAT-PMP and PCP off (``enable_natpmp=no``: a UPnP-only gateway, nothing on port 5351)."""
+    turns NAT-PMP and PCP off (``enable_natpmp=no``: a UPnP-only gateway, nothing on port 5351).
+    ``folder`` (and ``pid``, set after construction) take over a daemon another process started,
+    to ``restart()`` or ``stop()`` it."""
 
     def __init__(self, topology: Topology, upnp: bool = False, http_port: int = 5000, igd_v1: bool = False,
-                 secure_mode: bool = True, natpmp: bool = True) -> None:
+                 secure_mode: bool = True, natpmp: bool = True, folder: Optional[str] = None) -> None:
         self.topology = topology
         self.upnp = upnp
         self.natpmp = natpmp
         self.http_port = http_port
         self.igd_v1 = igd_v1
         self.secure_mode = secure_mode
-        self.folder = tempfile.mkdtemp(prefix="portmap-miniupnpd-")
+        self.folder = folder or tempfile.mkdtemp(prefix="portmap-miniupnpd-")  # a folder given: a daemon started before
         self.config = os.path.join(self.folder, "miniupnpd.conf")
         self.pidfile = os.path.join(self.folder, "miniupnpd.pid")
         self.pid: Optional[int] = None
