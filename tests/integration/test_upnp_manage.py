@@ -206,3 +206,29 @@ def test_the_command_over_upnp(igd, tmp_path):
 def test_the_command_says_when_the_gateway_cannot_list(gw, tmp_path):
     listed = cli(gw, tmp_path, "table")
     assert listed.returncode == 1 and "cannot be listed" in listed.stderr and "cannot list" in listed.stderr
+
+
+def test_a_port_taken_by_another_host_is_asked_once_and_then_kept(igd, tmp_path):
+    """8080 is another host's: the first run gets another port; later runs and the job keep that one
+    (they ask for the port this host holds, not again for 8080), so nothing piles up on the gateway."""
+    igd.ctl({"cmd": "map", "client": OTHER_HOST, "protocol": "tcp", "internal_port": 9, "external_port": 8080,
+             "lifetime": 3600})
+    first = manager(igd, tmp_path).present(WANT)
+    granted = first["mappings"][0]["external_port"]
+    assert first["changed"] and granted != 8080
+    again = manager(igd, tmp_path).present(WANT)
+    assert not again["changed"] and again["mappings"][0]["external_port"] == granted
+    renewed = cli(igd, tmp_path, "--method", "upnp", "renew", "--now", "--log", "stderr")
+    assert renewed.returncode == 0, renewed.stderr
+    ours = [row for row in table(igd) if row[0] == "127.0.0.1"]
+    assert ours == [("127.0.0.1", "tcp", granted, 8080, 3600)]  # one mapping of this host, on its port
+
+
+def test_the_job_remakes_a_leased_mapping_gone_from_the_table(igd, tmp_path):
+    """Deleted on the router's pages (or lost by a gateway whose uptime did not go back): the job sees it."""
+    manager(igd, tmp_path).present(WANT)
+    Client(igd.address, method="upnp", lock_path=str(tmp_path / "other.lock")).delete("tcp", 8080, external_port=8080)
+    renewed = cli(igd, tmp_path, "--method", "auto", "renew", "--log", "stderr")
+    assert renewed.returncode == 0, renewed.stderr
+    assert "gone from the gateway's table" in renewed.stderr and "1 renewed" in renewed.stderr
+    assert table(igd) == [("127.0.0.1", "tcp", 8080, 8080, 3600)]

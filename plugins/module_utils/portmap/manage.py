@@ -302,6 +302,9 @@ class Manager:
         key = (gateway, want.protocol, want.internal_port)
         partner = self._partner(data, want, run)
         suggested = partner.external_port if partner is not None else want.external_port
+        if partner is None and entry is not None and not declared_change and entry.method == UPNP \
+                and self.client.method == UPNP:
+            suggested = entry.external_port  # the port this host holds (or held before a restart), not asked anew
         try:
             granted = self.client.map(want.protocol, want.internal_port, suggested, want.lifetime,
                                       nonce=entry.nonce if entry else "", made_with=entry.method if entry else None)

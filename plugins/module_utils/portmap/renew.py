@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 
-from .client import Client, Mapping
+from .client import UPNP, Client, Mapping
 from .epoch import EpochObservation
 from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData
@@ -146,9 +146,10 @@ class Renewer:
             return "renewal asked for (--now)"
         if client.rebooted or client.lost_since(entry.epoch):
             return "gateway lost its mappings"
-        if entry.permanent:  # no lease to run out: is it still in the gateway's table?
-            if client.holds(entry.protocol, entry.external_port, entry.internal_port) is False:
-                return "the permanent mapping is gone from the gateway's table"
+        if entry.method == UPNP and client.holds(entry.protocol, entry.external_port, entry.internal_port) is False:
+            # UPnP can tell: deleted on the router's pages, or lost by a gateway whose uptime did not go back
+            return f"the {'permanent ' if entry.permanent else ''}mapping is gone from the gateway's table"
+        if entry.permanent:  # no lease to run out, and still there
             return None
         if entry.expired(now):
             return "expired"
@@ -213,6 +214,8 @@ class Renewer:
         """
         what = f"{entry.protocol.upper()} internal port {entry.internal_port}"
         suggested = partner.external_port if partner is not None else entry.requested_external_port
+        if partner is None and entry.method == UPNP and client.method == UPNP:
+            suggested = entry.external_port  # UPnP: the port this host holds, so no second mapping is made
         try:
             granted = client.map(entry.protocol, entry.internal_port, suggested,
                                  entry.requested_lifetime, nonce=entry.nonce, made_with=entry.method)
