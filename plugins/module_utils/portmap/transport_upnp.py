@@ -31,6 +31,8 @@ MAX_RESPONSE = 64 * 1024
 MAX_HEADER = 8 * 1024
 USER_AGENT = "portmap.natpmp UPnP/1.1"
 _STATUS = re.compile(r"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: (.*))?$")
+_LENGTH = re.compile(r"[0-9]{1,9}")
+_END_OF_HEAD = b"\r\n\r\n"
 
 if TYPE_CHECKING:
     Address = Tuple[str, int]
@@ -208,6 +210,7 @@ class Http:
         self._clock = clock
         self._stream_factory = stream_factory or (lambda address, timeout: TcpStream(address, timeout, source_address))
         self._checked: Dict[str, Tuple[str, int, str]] = {}  # URL -> (host, port, path), checked once
+        self._heads: Dict[tuple, Tuple[str, int, str, bytes]] = {}  # a request's constant part, built once
         self.local_address: Optional[str] = None  # of the first connection that reached the gateway
 
     def check(self, url: str) -> Tuple[str, int, str]:
@@ -217,14 +220,20 @@ class Http:
 
     def request(self, method: str, url: str, deadline: float, body: bytes = b"",
                 headers: Optional[Dict[str, str]] = None, what: str = "request") -> HttpResponse:
-        host, port, path = self.check(url)
-        where = f"{host}:{port}"
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {where}", f"User-Agent: {USER_AGENT}", "Connection: close"]
-        for name, value in (headers or {}).items():
-            lines.append(f"{name}: {value}")
-        if body or method == "POST":
-            lines.append(f"Content-Length: {len(body)}")
-        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
+        return HttpResponse(*self.exchange(method, url, deadline, body, tuple(headers.items()) if headers else (), what))
+
+    def exchange(self, method: str, url: str, deadline: float, body: bytes = b"", headers: Tuple[Tuple[str, str], ...] = (),
+                 what: str = "request") -> Tuple[int, str, Dict[str, str], bytes]:
+        """``request`` without the record, headers as (name, value) pairs: (status, reason, headers, body)."""
+        key = (method, url, len(body), headers)
+        prepared = self._heads.get(key)
+        if prepared is None:
+            prepared = self._head(method, url, len(body), headers)
+            if len(self._heads) >= 64:
+                self._heads.clear()
+            self._heads[key] = prepared
+        host, port, where, head = prepared
+        raw = head + body
         try:
             stream = self._stream_factory((host, port), self._left(deadline, where, what))
         except ConnectionRefusedError:
@@ -245,49 +254,70 @@ class Http:
         finally:
             stream.close()
 
+    def _head(self, method: str, url: str, length: int, headers: Tuple[Tuple[str, str], ...]) -> Tuple[str, int, str, bytes]:
+        """(host, port, "host:port", the request up to its body) for a request to ``url``."""
+        host, port, path = self.check(url)
+        where = f"{host}:{port}"
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {where}", f"User-Agent: {USER_AGENT}", "Connection: close"]
+        for name, value in headers:
+            lines.append(f"{name}: {value}")
+        if length or method == "POST":
+            lines.append(f"Content-Length: {length}")
+        return host, port, where, ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
     def _left(self, deadline: float, where: str, what: str) -> float:
         left = deadline - self._clock()
         if left <= 0:
             raise GatewayTimeout(f"no answer from gateway {where} to the UPnP IGD {what} within the deadline")
         return left
 
-    def _read(self, stream: Stream, deadline: float, where: str, what: str) -> HttpResponse:
+    def _read(self, stream: Stream, deadline: float, where: str, what: str) -> Tuple[int, str, Dict[str, str], bytes]:
         data = b""
-        while b"\r\n\r\n" not in data:
+        end = -1
+        while end < 0:
             if len(data) > MAX_HEADER:
                 raise UpnpProtocolError(f"gateway {where} sent HTTP headers over {MAX_HEADER} octets to the UPnP IGD {what}")
             chunk = self._chunk(stream, deadline, where, what)
             if not chunk:
                 raise UpnpProtocolError(f"gateway {where} closed the connection before answering the UPnP IGD {what}")
-            data += chunk
-        head, _sep, body = data.partition(b"\r\n\r\n")
-        status, reason, headers = _parse_head(head, where, what)
+            data = data + chunk if data else chunk
+            end = data.find(_END_OF_HEAD)
+        body = data[end + 4:]
+        status, reason, headers = _parse_head(data[:end], where, what)
         length_text = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         if length_text is not None and not chunked:
-            if not re.fullmatch(r"[0-9]{1,9}", length_text) or int(length_text) > MAX_RESPONSE:
+            if not _LENGTH.fullmatch(length_text) or int(length_text) > MAX_RESPONSE:
                 raise UpnpProtocolError(f"gateway {where} announced a UPnP IGD answer of {length_text[:20]!r} octets "
                                         f"(at most {MAX_RESPONSE} are read)")
             length = int(length_text)
-            while len(body) < length:
-                chunk = self._chunk(stream, deadline, where, what)
-                if not chunk:
-                    raise UpnpProtocolError(f"gateway {where} closed the connection in the middle of the UPnP IGD answer")
-                body += chunk
-            body = body[:length]
+            if len(body) < length:
+                pieces, have = [body], len(body)
+                while have < length:
+                    chunk = self._chunk(stream, deadline, where, what)
+                    if not chunk:
+                        raise UpnpProtocolError(f"gateway {where} closed the connection in the middle of the UPnP IGD answer")
+                    pieces.append(chunk)
+                    have += len(chunk)
+                body = b"".join(pieces)
+            if len(body) > length:
+                body = body[:length]
         else:
+            pieces, have = [body], len(body)
             while True:
-                if len(body) > MAX_RESPONSE + MAX_HEADER:
+                if have > MAX_RESPONSE + MAX_HEADER:
                     raise UpnpProtocolError(f"gateway {where} sent a UPnP IGD answer over {MAX_RESPONSE} octets")
                 chunk = self._chunk(stream, deadline, where, what)
                 if not chunk:
                     break
-                body += chunk
+                pieces.append(chunk)
+                have += len(chunk)
+            body = b"".join(pieces)
             if chunked:
                 body = _dechunk(body, where)
         if len(body) > MAX_RESPONSE:
             raise UpnpProtocolError(f"gateway {where} sent a UPnP IGD answer over {MAX_RESPONSE} octets")
-        return HttpResponse(status, reason, headers, body)
+        return status, reason, headers, body
 
     def _chunk(self, stream: Stream, deadline: float, where: str, what: str) -> bytes:
         got = stream.receive(65536, self._left(deadline, where, what))

@@ -215,19 +215,24 @@ def parse_description(data: bytes, url: str) -> Description:
 # ------------------------------------------------------------------ SOAP
 
 
-@functools.lru_cache(maxsize=64)
 def encode_action(service_type: str, action: Action) -> Tuple[bytes, str]:
     """The SOAP body of ``action`` and the value of its SOAPAction header."""
-    if not re.fullmatch(r"[A-Za-z0-9:.\-]+", service_type) or not re.fullmatch(r"[A-Za-z]+", action.name):
-        raise ValueError(f"invalid UPnP service type or action {service_type!r} {action.name!r}")
-    arguments = "".join(f"<{name}>{escape(str(value))}</{name}>" for name, value in action.arguments)
+    return _encode_action(service_type, action.name, action.arguments)
+
+
+@functools.lru_cache(maxsize=64)
+def _encode_action(service_type: str, name: str, arguments: Tuple[Tuple[str, str], ...]) -> Tuple[bytes, str]:
+    # Keyed by the action's fields: a tuple of strings hashes in C, a record's __hash__ in Python.
+    if not re.fullmatch(r"[A-Za-z0-9:.\-]+", service_type) or not re.fullmatch(r"[A-Za-z]+", name):
+        raise ValueError(f"invalid UPnP service type or action {service_type!r} {name!r}")
+    values = "".join(f"<{key}>{escape(str(value))}</{key}>" for key, value in arguments)
     body = (
         '<?xml version="1.0"?>\r\n'
         f'<s:Envelope xmlns:s="{SOAP_ENVELOPE}" s:encodingStyle="{SOAP_ENCODING}"><s:Body>'
-        f'<u:{action.name} xmlns:u="{escape(service_type)}">{arguments}</u:{action.name}>'
+        f'<u:{name} xmlns:u="{escape(service_type)}">{values}</u:{name}>'
         "</s:Body></s:Envelope>\r\n"
     )
-    return body.encode("utf-8"), f'"{service_type}#{action.name}"'
+    return body.encode("utf-8"), f'"{service_type}#{name}"'
 
 
 def _body(root: ElementTree.Element) -> ElementTree.Element:
