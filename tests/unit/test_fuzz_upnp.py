@@ -7,6 +7,8 @@ Properties:
   and nothing else; an accepted description names a WAN connection service;
 - a SOAP answer the plain-answer path accepts (no tree built) gives exactly what the XML tree
   gives for the same document: the short way is never less strict than the parser;
+- an HTTP head the plain-head path reads (no header dict) gives the status, reason and
+  Content-Length the header dict gives, and has no Transfer-Encoding;
 - the HTTP client and the IGD session, fed any answer, return or raise a PortmapError,
   never another exception, and never read past the deadline; a URL they fetch is on the
   gateway's address.
@@ -28,7 +30,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.plugins.module_utils.portmap.fakes_upnp import GATEWAY, URL, VECTORS, FakeIgd, body_of, vector
-from portmap import errors, wire_ssdp, wire_upnp
+from portmap import errors, transport_upnp, wire_ssdp, wire_upnp
 from portmap.transport_upnp import Http
 from portmap.upnp import IgdSession
 from test_fuzz import FUZZ, mutated
@@ -181,6 +183,43 @@ def test_the_plain_answer_path_agrees_with_the_tree(data: bytes) -> None:
         return
     ACCEPTED["plain soap"] += 1
     assert values == wire_upnp._tree_response(data, action)  # pylint: disable=protected-access
+
+
+HEADS = [raw.split(b"\r\n\r\n", 1)[0] for raw in HTTP]
+HEAD_LINES = [b"Content-Length: 7", b"content-length:12 ", b"CONTENT-LENGTH: x", b" Content-Length: 3", b"Content-Length :4",
+              b"Transfer-Encoding: chunked", b"transfer-encoding:gzip", b"X-A: b", b"no colon", b"", b":", b"X_Y: 1"]
+HEAD_PIECES = [bytes([octet]) for octet in b" \t\r\n:\x00\x0b\x1c\x7f\x85\xa0\xe9-_aZ5"]
+
+
+@st.composite
+def heads(draw: st.DrawFn) -> bytes:
+    """miniupnpd's heads with lines inserted, names and values rewritten from odd octets, cases changed."""
+    lines = draw(st.sampled_from(HEADS)).split(b"\r\n")
+    for _step in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["line", "rewrite", "case"]))
+        at = draw(st.integers(0, len(lines) - 1))
+        if kind == "line":
+            lines.insert(max(1, at), draw(st.sampled_from(HEAD_LINES)))
+        elif kind == "rewrite":
+            line = lines[at]
+            where = draw(st.integers(0, len(line)))
+            cut = draw(st.integers(where, len(line)))
+            lines[at] = line[:where] + b"".join(draw(st.lists(st.sampled_from(HEAD_PIECES), max_size=3))) + line[cut:]
+        else:
+            lines[at] = lines[at].swapcase() if draw(st.booleans()) else lines[at].lower()
+    return b"\r\n".join(lines)
+
+
+@FUZZ
+@given(head=heads())
+def test_the_plain_head_path_agrees_with_the_header_dict(head: bytes) -> None:
+    CASES["plain head"] += 1
+    framing = transport_upnp._plain_framing(head)  # pylint: disable=protected-access
+    if framing is None:
+        return
+    ACCEPTED["plain head"] += 1
+    status, reason, headers = transport_upnp._parse_head(head, "w", "x")  # pylint: disable=protected-access
+    assert framing == (status, reason, headers.get("content-length")) and "transfer-encoding" not in headers
 
 
 @FUZZ

@@ -32,6 +32,11 @@ MAX_HEADER = 8 * 1024
 USER_AGENT = "portmap.natpmp UPnP/1.1"
 _STATUS = re.compile(r"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: (.*))?$")
 _LENGTH = re.compile(r"[0-9]{1,9}")
+# A plain head: its status line and "Name: value" lines of printable ASCII, names of letters, digits
+# and dashes.  Its status and Content-Length are read without the dict of every header.
+_PLAIN_HEAD = re.compile(rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: ([ -~]*))?(?:\r\n[A-Za-z0-9-]+:[ -~]*)*")
+_CONTENT_LENGTH = re.compile(rb"\r\n(?i:content-length):([ -~]*)")
+_TRANSFER_ENCODING = re.compile(rb"\r\n(?i:transfer-encoding):")
 _END_OF_HEAD = b"\r\n\r\n"
 
 if TYPE_CHECKING:
@@ -208,7 +213,8 @@ class Http:
                  source_address: Optional[str] = None) -> None:
         self.gateway = gateway
         self._clock = clock
-        self._stream_factory = stream_factory or (lambda address, timeout: TcpStream(address, timeout, source_address))
+        self._stream_factory = stream_factory
+        self._source_address = source_address
         self._checked: Dict[str, Tuple[str, int, str]] = {}  # URL -> (host, port, path), checked once
         self._heads: Dict[tuple, Tuple[str, int, str, bytes]] = {}  # a request's constant part, built once
         self.local_address: Optional[str] = None  # of the first connection that reached the gateway
@@ -220,11 +226,15 @@ class Http:
 
     def request(self, method: str, url: str, deadline: float, body: bytes = b"",
                 headers: Optional[Dict[str, str]] = None, what: str = "request") -> HttpResponse:
-        return HttpResponse(*self.exchange(method, url, deadline, body, tuple(headers.items()) if headers else (), what))
+        status, reason, parsed, answer = self.exchange(method, url, deadline, body,
+                                                       tuple(headers.items()) if headers else (), what, True)
+        return HttpResponse(status, reason, parsed or {}, answer)
 
     def exchange(self, method: str, url: str, deadline: float, body: bytes = b"", headers: Tuple[Tuple[str, str], ...] = (),
-                 what: str = "request") -> Tuple[int, str, Dict[str, str], bytes]:
-        """``request`` without the record, headers as (name, value) pairs: (status, reason, headers, body)."""
+                 what: str = "request", answer_headers: bool = False) -> Tuple[int, str, Optional[Dict[str, str]], bytes]:
+        """``request`` without the record, for the SOAP actions: headers as (name, value) pairs in,
+        (status, reason, headers, body) out; the answer's headers as a dict only with ``answer_headers``
+        (without, a plain head is read without one and they are None)."""
         key = (method, url, len(body), headers)
         prepared = self._heads.get(key)
         if prepared is None:
@@ -235,7 +245,9 @@ class Http:
         host, port, where, head = prepared
         raw = head + body
         try:
-            stream = self._stream_factory((host, port), self._left(deadline, where, what))
+            left = self._left(deadline, where, what)
+            stream = (self._stream_factory((host, port), left) if self._stream_factory
+                      else TcpStream((host, port), left, self._source_address))
         except ConnectionRefusedError:
             raise GatewayUnreachable(f"gateway {where} refused the UPnP IGD {what} (nothing listens there)") from None
         except socket.timeout:
@@ -246,7 +258,7 @@ class Http:
             if self.local_address is None:
                 self.local_address = stream.local_address()
             stream.send(raw, self._left(deadline, where, what))
-            return self._read(stream, deadline, where, what)
+            return self._read(stream, deadline, where, what, answer_headers)
         except socket.timeout:
             raise GatewayTimeout(f"no answer from gateway {where} to the UPnP IGD {what} in time") from None
         except OSError as exc:
@@ -271,7 +283,8 @@ class Http:
             raise GatewayTimeout(f"no answer from gateway {where} to the UPnP IGD {what} within the deadline")
         return left
 
-    def _read(self, stream: Stream, deadline: float, where: str, what: str) -> Tuple[int, str, Dict[str, str], bytes]:
+    def _read(self, stream: Stream, deadline: float, where: str, what: str,
+              answer_headers: bool) -> Tuple[int, str, Optional[Dict[str, str]], bytes]:
         data = b""
         end = -1
         while end < 0:
@@ -283,9 +296,16 @@ class Http:
             data = data + chunk if data else chunk
             end = data.find(_END_OF_HEAD)
         body = data[end + 4:]
-        status, reason, headers = _parse_head(data[:end], where, what)
-        length_text = headers.get("content-length")
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        head = data[:end]
+        framing = None if answer_headers else _plain_framing(head)
+        headers: Optional[Dict[str, str]] = None
+        if framing is not None:
+            status, reason, length_text = framing
+            chunked = False
+        else:
+            status, reason, headers = _parse_head(head, where, what)
+            length_text = headers.get("content-length")
+            chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         if length_text is not None and not chunked:
             if not _LENGTH.fullmatch(length_text) or int(length_text) > MAX_RESPONSE:
                 raise UpnpProtocolError(f"gateway {where} announced a UPnP IGD answer of {length_text[:20]!r} octets "
@@ -337,6 +357,17 @@ def _parse_head(head: bytes, where: str, what: str) -> Tuple[int, str, Dict[str,
         if sep:
             headers.setdefault(name.strip().lower(), value.strip())
     return int(status.group(1)), status.group(2) or "", headers
+
+
+def _plain_framing(head: bytes) -> Optional[Tuple[int, str, Optional[str]]]:
+    """(status, reason, Content-Length) of a plain head without Transfer-Encoding, as ``_parse_head``
+    gives them; None for any other head (the fuzz tests compare both)."""
+    plain = _PLAIN_HEAD.fullmatch(head)
+    if plain is None or _TRANSFER_ENCODING.search(head) is not None:
+        return None
+    length = _CONTENT_LENGTH.search(head)
+    return (int(plain.group(1)), (plain.group(2) or b"").decode("ascii"),
+            length.group(1).decode("ascii").strip() if length else None)
 
 
 def _dechunk(body: bytes, where: str) -> bytes:

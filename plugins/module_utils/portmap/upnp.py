@@ -102,8 +102,7 @@ class IgdSession:
         return self.description.service.version if self.description else 0
 
     def _call(self, action: wire_upnp.Action, deadline: float, what: str = "") -> dict:
-        description = self.discover(deadline)
-        service = description.service
+        service = (self.description or self.discover(deadline)).service
         body, soap_action = wire_upnp.encode_action(service.service_type, action)
         status, reason, _headers, answer = self._http.exchange(
             "POST", service.control_url, deadline, body, (_CONTENT_TYPE, ("SOAPAction", soap_action)), action.name)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.unit.plugins.module_utils.portmap.fakes_upnp import GATEWAY, LOCAL, URL, FakeIgd, body_of, edit, fault, http_answer, vector
-from portmap import errors, wire_ssdp
+from portmap import errors, transport_upnp, wire_ssdp
 from portmap.transport_upnp import MAX_RESPONSE, Http
 from portmap.upnp import NO_PUBLIC_ADDRESS, Granted, IgdSession
 
@@ -346,6 +346,71 @@ def test_a_request_after_the_deadline_is_not_sent():
     with pytest.raises(errors.GatewayTimeout):
         http(igd).request("GET", URL, igd.clock.now)
     assert igd.requests == []
+
+
+HEADS = ["v2-GetExternalIPAddress", "v2-AddPortMapping", "v2-AddPortMapping-held-718", "v1-rootDesc", "v2-GetStatusInfo"]
+
+
+def both_ways(answer: bytes) -> list:
+    """What Http makes of ``answer`` with the header dict and without (status, reason, body), or the error."""
+    out = []
+    for answer_headers in (True, False):
+        igd = FakeIgd({"GET /rootDesc.xml": answer})
+        try:
+            status, reason, headers, body = http(igd).exchange("GET", URL, igd.clock.now + 1.0, answer_headers=answer_headers)
+            assert headers is not None or not answer_headers
+            out.append((status, reason, body))
+        except errors.PortmapError as exc:
+            out.append((type(exc), str(exc)))
+    return out
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_miniupnpd_heads_are_read_without_the_header_dict(name, monkeypatch):
+    answer = vector(name)
+    head = answer.split(b"\r\n\r\n", 1)[0]
+    status, reason, headers = transport_upnp._parse_head(head, "w", "x")  # pylint: disable=protected-access
+    assert transport_upnp._plain_framing(head) == (status, reason, headers["content-length"])  # pylint: disable=protected-access
+    monkeypatch.setattr(transport_upnp, "_parse_head", lambda *_args: pytest.fail("the header dict was built"))
+    igd = FakeIgd({"GET /rootDesc.xml": answer})
+    got = http(igd).exchange("GET", URL, igd.clock.now + 1.0)
+    assert got == (status, reason, None, body_of(answer))
+
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: x\r\n\r\nhello, and more"
+
+
+@pytest.mark.parametrize("answer, plain", [
+    (ANSWER, True),
+    (ANSWER.replace(b"Content-Length", b"content-LENGTH"), True),
+    (ANSWER.replace(b"Content-Length: 5", b"Content-Length:   5  "), True),
+    (ANSWER.replace(b"Server: x", b"Content-Length: 9"), True),  # the first one counts
+    (ANSWER.replace(b"Content-Type: text/xml", b"Content-Length: 2"), True),
+    (ANSWER.replace(b"200 OK", b"200"), True),
+    (ANSWER.replace(b"200 OK", b"404 Not Found"), True),
+    (ANSWER.replace(b"Content-Length: 5\r\n", b""), True),  # read to the end
+    (ANSWER.replace(b"Content-Length: 5", b"Content-Length: 5x"), True),
+    (ANSWER.replace(b"Content-Length: 5", b"Content-Length: 99999999999"), True),
+    (ANSWER.replace(b"Content-Length", b" Content-Length"), False),  # the dict strips the name: still the length
+    (ANSWER.replace(b"Content-Length", b"Content-Length "), False),
+    (ANSWER.replace(b"Content-Length: 5", b"Content-Length:\t5"), False),
+    (ANSWER.replace(b"Server: x", b"Server: \xe9"), False),
+    (ANSWER.replace(b"Server: x", b"Server: x\ry"), False),
+    (ANSWER.replace(b"Server: x", b"Server: x\nContent-Length: 3"), False),
+    (ANSWER.replace(b"Server: x", b"Server_Name: x"), False),
+    (ANSWER.replace(b"Server: x", b"no colon here"), False),
+    (ANSWER.replace(b"Server: x", b"Transfer-Encoding: chunked"), False),
+    (ANSWER.replace(b"Server: x", b"transfer-encoding: identity"), False),
+    (ANSWER.replace(b"HTTP/1.1", b"HTTP/2.0"), False),
+    (ANSWER.replace(b"HTTP/1.1 200", b"HTTP/1.1 099"), False),
+    (ANSWER.replace(b"200 OK", b"200OK"), False),
+    (b"\r\n" + ANSWER, False),
+])
+def test_a_head_is_read_the_same_with_or_without_the_header_dict(answer, plain):
+    head = answer.split(b"\r\n\r\n", 1)[0]
+    assert (transport_upnp._plain_framing(head) is not None) is plain  # pylint: disable=protected-access
+    with_dict, without = both_ways(answer)
+    assert with_dict == without
 
 
 # ------------------------------------------------------------------ Client(method="upnp")
