@@ -309,9 +309,11 @@ def report(data: Dict[str, Any], command: str, seconds: float) -> str:
               "miniupnpd 2.3.1's IGD (IGDv2) in sealed network namespaces, the client in the host namespace",
               "(`benchmarks/upnp_bench.py`): our `IgdSession` and the PyPI `miniupnpc` binding in-process,",
               "the IGD found once before timing; `upnpc` a process per request, given the description URL,",
-              "so each run fetches the description first, and `-s` sends four actions. Rounds alternate the",
-              "clients; each in-process run starts with a few untimed calls. AddPortMapping makes a new",
-              "external port each time (miniupnpd's nftables work dominates it).", ""]
+              "so each run fetches the description first, and `-s` sends four actions. The in-process clients",
+              "take turns in blocks in one process, after a few untimed calls; rounds alternate it with upnpc's.",
+              "AddPortMapping makes a new external port each time (miniupnpd's nftables work dominates it).",
+              "The floor row sends our GetExternalIPAddress request's bytes over a bare Python socket and reads",
+              "the answer without parsing it: what any Python client pays before it looks at the answer.", ""]
     if data.get("upnp"):
         lines += data["upnp"] + ["", f"{data['upnp_rounds']} rounds.", ""]
     else:

@@ -11,15 +11,19 @@ gateway namespace: AddPortMapping (a new external port each time) and GetExterna
 - ours: the IgdSession of plugins/module_utils/portmap, in-process, the IGD found once before timing;
 - the PyPI ``miniupnpc`` binding (libminiupnpc), in-process, from ``.venv-bench-upnp``, the IGD
   selected once before timing;
+- the floor of any Python client: our GetExternalIPAddress request's bytes over a bare socket
+  (connect, send, receive until the Content-Length is there, close) with the socket module's
+  timeouts, as our transport uses them, and no parsing;
 - Debian's ``upnpc``, a process per request, given the description URL (``-u``): each run
   fetches the description, then ``-a`` sends AddPortMapping and ``-s`` four actions, among them
   GetExternalIPAddress.
-Both in-process clients run in the same interpreter (the bench venv's), in alternating rounds
-(each round in another order), so drift on the shared machine falls on all of them; each
-in-process run starts with a few untimed GetExternalIPAddress calls (the interpreter's warm-up,
-the same for both).  GetExternalIPAddress costs the gateway little, so it gets more samples
-than AddPortMapping (about 9 ms of miniupnpd's nftables work each).  Every namespace and
-process started here is removed here, also on failure.
+Both in-process clients run in one process of the bench venv's interpreter, taking turns in
+blocks (10 AddPortMapping, 50 GetExternalIPAddress), after a few untimed GetExternalIPAddress
+calls each (the interpreter's warm-up); each round is such a process and one of upnpc's, in
+alternating order, so drift on the shared machine falls on all of them alike.
+GetExternalIPAddress costs the gateway little, so it gets more samples than AddPortMapping
+(about 9 ms of miniupnpd's nftables work each).  Every namespace and process started here is
+removed here, also on failure.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -43,31 +48,28 @@ from tests.harness.netns import Topology, netns_available  # noqa: E402  pylint:
 BENCH_PYTHON = os.path.join(REPO, ".venv-bench-upnp", "bin", "python")
 MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
 GATEWAY = "192.168.77.1"
-TOOLS = ("ours", "binding", "upnpc")
+TOOLS = ("ours", "binding", "socket", "upnpc")
 LABELS = {"ours": "portmap IgdSession (in-process)", "binding": "PyPI miniupnpc 2.3.3 binding (in-process)",
-          "upnpc": "upnpc 2.2.4 (a process each)"}
+          "socket": "floor: Python socket, our request's bytes, no parsing", "upnpc": "upnpc 2.2.4 (a process each)"}
 OPS = {"add": "AddPortMapping", "external": "GetExternalIPAddress"}
 WARMUP = 20
+BLOCKS = {"add": 10, "external": 50}  # requests of one tool in a row, then the other's
 
 
 # ---------------------------------------------------------------- worker (runs inside the host namespace)
 
-def work(tool: str, url: str, local: str, first_port: int, n: int, n_external: int) -> Dict[str, List[float]]:
-    add: List[float] = []
-    external: List[float] = []
+def client(tool: str, url: str, local: str) -> Tuple[Optional[Callable[[int], None]], Callable[[], Any]]:
+    """The tool's AddPortMapping (of a port; None: not measured) and GetExternalIPAddress, the IGD found once."""
+    if tool == "socket":
+        return None, bare_socket(url)
     if tool == "ours":
         sys.path.insert(0, MODULE_UTILS)
         from portmap.upnp import IgdSession  # pylint: disable=import-outside-toplevel
 
         session = IgdSession(GATEWAY, upnp_url=url)
         session.discover()
-
-        def add_one(port: int) -> None:
-            session.map("tcp", port, port, 3600, "bench")
-
-        def external_one() -> None:
-            session.external_address()
-    elif tool == "binding":
+        return (lambda port: session.map("tcp", port, port, 3600, "bench")), session.external_address
+    if tool == "binding":
         import miniupnpc  # pylint: disable=import-outside-toplevel,import-error
 
         igd = miniupnpc.UPnP()
@@ -78,29 +80,78 @@ def work(tool: str, url: str, local: str, first_port: int, n: int, n_external: i
         def add_one(port: int) -> None:
             if not igd.addportmapping(port, "TCP", local, port, "bench", ""):
                 raise RuntimeError("addportmapping failed")
+        return add_one, igd.externalipaddress
 
-        def external_one() -> None:
-            igd.externalipaddress()
-    else:
-        def add_one(port: int) -> None:
-            subprocess.run(["upnpc", "-u", url, "-a", local, str(port), str(port), "TCP", "3600"],
-                           check=True, capture_output=True)
+    def add_process(port: int) -> None:
+        subprocess.run(["upnpc", "-u", url, "-a", local, str(port), str(port), "TCP", "3600"], check=True,
+                       capture_output=True)
 
-        def external_one() -> None:
-            out = subprocess.run(["upnpc", "-u", url, "-s"], check=True, capture_output=True, text=True).stdout
-            if "ExternalIPAddress" not in out:
-                raise RuntimeError(f"upnpc -s printed no external address: {out[-300:]}")
-    for _i in range(WARMUP if tool != "upnpc" else 0):
-        external_one()
-    for i in range(n):  # each request in a run of its own kind: the gateway's work for one is not timed in another
-        start = time.perf_counter()
-        add_one(first_port + i)
-        add.append(time.perf_counter() - start)
-    for _i in range(n_external):
-        start = time.perf_counter()
-        external_one()
-        external.append(time.perf_counter() - start)
-    return {"add": add, "external": external}
+    def external_process() -> None:
+        out = subprocess.run(["upnpc", "-u", url, "-s"], check=True, capture_output=True, text=True).stdout
+        if "ExternalIPAddress" not in out:
+            raise RuntimeError(f"upnpc -s printed no external address: {out[-300:]}")
+    return add_process, external_process
+
+
+def bare_socket(url: str) -> Callable[[], bytes]:
+    sys.path.insert(0, MODULE_UTILS)
+    from portmap import upnp, wire_upnp  # pylint: disable=import-outside-toplevel
+
+    session = upnp.IgdSession(GATEWAY, upnp_url=url)
+    service = session.discover().service
+    body, soap_action = wire_upnp.encode_action(service.service_type, wire_upnp.get_external_ip_address())
+    # The very bytes IgdSession sends (its transport's head for the action, then the envelope).
+    host, port, _where, head = session._http._head(  # pylint: disable=protected-access
+        "POST", service.control_url, len(body), (upnp._CONTENT_TYPE, ("SOAPAction", soap_action)))  # pylint: disable=protected-access
+    request = head + body
+
+    def exchange() -> bytes:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(3.0)
+            sock.connect((host, port))
+            sock.settimeout(3.0)
+            sock.sendall(request)
+            sock.settimeout(3.0)
+            data = sock.recv(65536)
+            end = data.find(b"\r\n\r\n")
+            length = int(data[data.find(b"Content-Length:") + 15:end].split(b"\r\n", 1)[0])
+            while len(data) < end + 4 + length:
+                data += sock.recv(65536)
+            return data
+        finally:
+            sock.close()
+    return exchange
+
+
+def work(tools: List[str], url: str, local: str, first_port: int, n: int, n_external: int) -> Dict[str, Dict[str, List[float]]]:
+    """The tools in one process, in alternating blocks; tool k maps ports first_port + k * n onwards.
+
+    Each request kind in blocks of its own: the gateway's work for one is not timed in another.
+    """
+    made = {tool: client(tool, url, local) for tool in tools}
+    times: Dict[str, Dict[str, List[float]]] = {tool: {op: [] for op in OPS} for tool in tools}
+    for tool in tools:
+        for _i in range(WARMUP if tool != "upnpc" else 0):
+            made[tool][1]()
+    for op, total in (("add", n), ("external", n_external)):
+        block = min(BLOCKS[op], total) or 1
+        for start in range(0, total, block):
+            turn = start // block % len(tools)
+            for tool in tools[turn:] + tools[:turn]:
+                call, got = made[tool][0 if op == "add" else 1], times[tool][op]
+                if call is None:
+                    continue
+                base = first_port + tools.index(tool) * n
+                for i in range(start, min(start + block, total)):
+                    began = time.perf_counter()
+                    if op == "add":
+                        call(base + i)
+                    else:
+                        call()
+                    got.append(time.perf_counter() - began)
+    return times
 
 
 def cleanup(url: str, first_port: int, n: int) -> None:
@@ -123,18 +174,21 @@ def run_worker(topo: Topology, argv: List[str]) -> Any:
 
 def bench(rounds: int, n: int, n_external: int, n_process: int) -> Dict[str, Dict[str, List[float]]]:
     times: Dict[str, Dict[str, List[float]]] = {tool: {op: [] for op in OPS} for tool in TOOLS}
+    runs = [["ours", "binding", "socket"], ["upnpc"]]  # in-process ones in one process, upnpc's processes in another
     with Topology(hosts=1, tag="ub" + os.urandom(2).hex()) as topo, Miniupnpd(topo, upnp=True) as daemon:
         topo.assert_sealed()
         url, local = daemon.description_url, topo.host_addresses[0]
         port = 20000
         for round_ in range(rounds):
-            for tool in TOOLS[round_ % len(TOOLS):] + TOOLS[:round_ % len(TOOLS)]:
-                count, external = (n_process, n_process) if tool == "upnpc" else (n, n_external)
-                got = run_worker(topo, ["--worker", tool, url, local, str(port), str(count), str(external)])
-                run_worker(topo, ["--cleanup", url, str(port), str(count)])
-                port += count
-                for op in OPS:
-                    times[tool][op].extend(got[op])
+            for tools in runs[round_ % 2:] + runs[:round_ % 2]:
+                tools = tools[round_ % len(tools):] + tools[:round_ % len(tools)]
+                count, external = (n_process, n_process) if tools == ["upnpc"] else (n, n_external)
+                got = run_worker(topo, ["--worker", ",".join(tools), url, local, str(port), str(count), str(external)])
+                run_worker(topo, ["--cleanup", url, str(port), str(count * len(tools))])  # the floor maps none
+                port += count * len(tools)
+                for tool in tools:
+                    for op in OPS:
+                        times[tool][op].extend(got[tool][op])
     return times
 
 
@@ -145,6 +199,8 @@ def rows(times: Dict[str, Dict[str, List[float]]]) -> List[Dict[str, Any]]:
         base = statistics.median(times["binding"][op])
         for tool in TOOLS:
             values = sorted(times[tool][op])
+            if not values:
+                continue
             median, p90 = statistics.median(values), values[min(len(values) - 1, round(0.9 * (len(values) - 1)))]
             out.append({"tool": tool, "label": LABELS[tool], "op": op,
                         "request": "upnpc -s (4 actions)" if tool == "upnpc" and op == "external" else name,
@@ -188,12 +244,12 @@ def main() -> int:
     parser.add_argument("--n-external", type=int, default=600,
                         help="GetExternalIPAddress requests per round, in-process clients")
     parser.add_argument("--n-process", type=int, default=20, help="requests of each kind per round, upnpc")
-    parser.add_argument("--worker", nargs=6, metavar=("TOOL", "URL", "LOCAL", "PORT", "N", "N_EXTERNAL"))
+    parser.add_argument("--worker", nargs=6, metavar=("TOOLS", "URL", "LOCAL", "PORT", "N", "N_EXTERNAL"))
     parser.add_argument("--cleanup", nargs=3, metavar=("URL", "PORT", "N"))
     args = parser.parse_args()
     if args.worker:
-        tool, url, local, port, count, external = args.worker
-        print(json.dumps(work(tool, url, local, int(port), int(count), int(external))))
+        tools, url, local, port, count, external = args.worker
+        print(json.dumps(work(tools.split(","), url, local, int(port), int(count), int(external))))
         return 0
     if args.cleanup:
         url, port, count = args.cleanup
