@@ -7,7 +7,9 @@ Every peer is measured in the same run against the same gateway: our client (NAT
 in-process, and the `portmap-natpmp` command as a process), the PyPI `NAT-PMP` package
 (in-process, from `.venv-bench`), and Debian's `natpmpc` (a process per request).  Gateways: the
 simulated gateway on loopback (127.0.9.1, port 5351, a process of its own) and miniupnpd in sealed
-network namespaces.  Everything started here is stopped here, also on failure.
+network namespaces.  UPnP IGD: benchmarks/upnp_bench.py (our IgdSession, the PyPI `miniupnpc`
+binding from `.venv-bench-upnp`, Debian's `upnpc`) against miniupnpd's IGD.  Everything started
+here is stopped here, also on failure.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tests.harness.netns import Topology, netns_available  # noqa: E402  pylint:
 from simgw import control  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import plot  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import startup  # noqa: E402  pylint: disable=wrong-import-position
+from benchmarks import upnp_bench  # noqa: E402  pylint: disable=wrong-import-position
 
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 BENCH_PYTHON = os.path.join(REPO, ".venv-bench", "bin", "python")
@@ -302,6 +305,19 @@ def report(data: Dict[str, Any], command: str, seconds: float) -> str:
                                data["latency_miniupnpd"])
     else:
         lines += [f"miniupnpd: not measured ({data.get('miniupnpd_skipped', 'skipped')}).", ""]
+    lines += ["## UPnP IGD against miniupnpd", "",
+              "miniupnpd 2.3.1's IGD (IGDv2) in sealed network namespaces, the client in the host namespace",
+              "(`benchmarks/upnp_bench.py`): our `IgdSession` and the PyPI `miniupnpc` binding in-process,",
+              "the IGD found once before timing; `upnpc` a process per request, given the description URL,",
+              "so each run fetches the description first, and `-s` sends four actions. The in-process clients",
+              "take turns in blocks in one process, after a few untimed calls; rounds alternate it with upnpc's.",
+              "AddPortMapping makes a new external port each time (miniupnpd's nftables work dominates it).",
+              "The floor row sends our GetExternalIPAddress request's bytes over a bare Python socket and reads",
+              "the answer without parsing it: what any Python client pays before it looks at the answer.", ""]
+    if data.get("upnp"):
+        lines += data["upnp"] + ["", f"{data['upnp_rounds']} rounds.", ""]
+    else:
+        lines += [f"Not measured ({data.get('upnp_skipped', 'skipped')}).", ""]
     lines += ["## Time to give up on a gateway that never answers (each tool's defaults)", "",
               "| client | seconds | outcome |", "|---|---:|---|"]
     for tool, row in data["give_up"].items():
@@ -379,6 +395,12 @@ def main() -> int:
                                                           topo.gw_lan_address)
     else:
         data["miniupnpd_skipped"] = why or why_m
+    print("UPnP IGD against miniupnpd ...", flush=True)
+    data["upnp_rounds"] = 2 if args.quick else 5
+    upnp_times, data["upnp_skipped"] = (upnp_bench.measure(2, 10, 100, 4) if args.quick
+                                        else upnp_bench.measure(data["upnp_rounds"]))
+    if upnp_times is not None:
+        data["upnp"] = upnp_bench.table(upnp_times)
     shutil.rmtree(folder, ignore_errors=True)
     command = "make bench" if not args.quick else "python -m benchmarks.run --quick"
     text = report(data, command, time.perf_counter() - started)

@@ -5,6 +5,10 @@ Properties:
 - the SSDP parser never raises, and what it accepts has a LOCATION and a target;
 - the description, SOAP and port listing parsers raise MalformedPacket or a UpnpFault
   and nothing else; an accepted description names a WAN connection service;
+- a SOAP answer the plain-answer path accepts (no tree built) gives exactly what the XML tree
+  gives for the same document: the short way is never less strict than the parser;
+- an HTTP head the plain-head path reads (no header dict) gives the status, reason and
+  Content-Length the header dict gives, and has no Transfer-Encoding;
 - the HTTP client and the IGD session, fed any answer, return or raise a PortmapError,
   never another exception, and never read past the deadline; a URL they fetch is on the
   gateway's address.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections import Counter
 from typing import List
 
@@ -25,7 +30,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.plugins.module_utils.portmap.fakes_upnp import GATEWAY, URL, VECTORS, FakeIgd, body_of, vector
-from portmap import errors, wire_ssdp, wire_upnp
+from portmap import errors, transport_upnp, wire_ssdp, wire_upnp
 from portmap.transport_upnp import Http
 from portmap.upnp import IgdSession
 from test_fuzz import FUZZ, mutated
@@ -113,6 +118,108 @@ def test_soap_parsers(action: str, data: bytes) -> None:
             parse(values)
         except errors.MalformedPacket:
             pass
+
+
+PLAIN = [body for body in BODIES if b"Response" in body and b"Fault" not in body] + [
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">'
+    b'\r\n <soap:Body>\t<m:GetStatusInfoResponse xmlns:m="urn:schemas-upnp-org:service:WANPPPConnection:1">\n'
+    b"<NewConnectionStatus> Connected\t</NewConnectionStatus>\n<NewUptime>\n12</NewUptime><NewUptime>7</NewUptime>"
+    b"<NewLastConnectionError></NewLastConnectionError></m:GetStatusInfoResponse></soap:Body></soap:Envelope>\r\n",
+]
+PLAIN_PIECES = [b"&amp;", b"&#65;", b"\r\n", b"]]>", b"<!-- c -->", b"<?pi x?>", b"<![CDATA[x]]>", b" ", b'xmlns:xml="urn:x" ',
+                b'xmlns:u="" ', b"<x/>", b"<x>", b"</x>", b"<NewX>y</NewX>", b"Response"]
+PLAIN_SWAPS = [(b"u:", b"s:"), (b"s:", b""), (b"u:", b""), (b'"', b"'"), (b"Response", b"Reply"), (b"Envelope", b"envelope"), (b"1.0", b"1.1"),
+               (b"\r\n", b""), (b"<?xml", b" <?xml"), (b"envelope/", b"envelope"), (b"service:", b"device:")]
+ODD_PIECES = [bytes([octet]) for octet in b"&;#<>]\r\n\t \x00\x0b\x7f\xff'\"=:a"] + [b"]]>", b"&amp;", b"\xc3\xa9", b"\r\n"]
+PREFIXES = [b"xml", b"xmlns", b"XML", b"xmlfoo", b"s", b"u", b"a1", b"1a", b"a-b", b""]
+# Where a plain answer holds something of its own: an argument's text, an attribute value, a prefix, a name.
+PLAIN_SPOTS = [(re.compile(rb"<([A-Za-z][A-Za-z0-9_]*)>([^<]*)</"), 2), (re.compile(rb'="([^"]*)"'), 1),
+               (re.compile(rb"</?([A-Za-z0-9]+):"), 1), (re.compile(rb"xmlns:([A-Za-z0-9]+)="), 1),
+               (re.compile(rb"<([A-Za-z][A-Za-z0-9_]*)>"), 1), (re.compile(rb"(>)[ \t\r\n]*<"), 1)]
+
+
+@st.composite
+def plain_mutated(draw: st.DrawFn) -> bytes:
+    """A plain answer with a text, value or name rewritten, a prefix renamed, a token swapped or an XML piece inserted."""
+    data = draw(st.sampled_from(PLAIN))
+    for _step in range(draw(st.integers(1, 2))):
+        kind = draw(st.sampled_from(["rewrite", "rewrite", "rewrite", "rename", "swap", "insert"]))
+        if kind == "rewrite":
+            pattern, group = draw(st.sampled_from(PLAIN_SPOTS[:1] * 4 + PLAIN_SPOTS))
+            spots = [match.span(group) for match in pattern.finditer(data)]
+            if spots:
+                start, end = draw(st.sampled_from(spots))
+                if draw(st.booleans()):
+                    start = end = draw(st.integers(start, end))  # an insertion into it
+                data = data[:start] + b"".join(draw(st.lists(st.sampled_from(ODD_PIECES), min_size=1, max_size=3))) + data[end:]
+        elif kind == "rename":  # a prefix, everywhere it is declared and used
+            used = sorted(set(re.findall(rb"<([A-Za-z0-9]+):", data)))
+            if used:
+                old = re.escape(draw(st.sampled_from(used)))
+                data = re.sub(rb"(?<![A-Za-z0-9])" + old + rb"(?=[:=])", draw(st.sampled_from(PREFIXES)), data)
+        elif kind == "swap":
+            old, new = draw(st.sampled_from(PLAIN_SWAPS))
+            if draw(st.booleans()):
+                data = data.replace(old, new)
+            else:
+                at = data.find(old, draw(st.integers(0, len(data))))
+                at = data.find(old) if at < 0 else at
+                data = data if at < 0 else data[:at] + new + data[at + len(old):]
+        else:
+            after_tags = [at + 1 for at, octet in enumerate(data) if octet == ord(">")]
+            at = draw(st.one_of(st.integers(0, len(data)), st.sampled_from(after_tags)))
+            data = data[:at] + draw(st.sampled_from(PLAIN_PIECES)) + data[at:]
+    return data
+
+
+@FUZZ
+@given(data=plain_mutated())
+def test_the_plain_answer_path_agrees_with_the_tree(data: bytes) -> None:
+    CASES["plain soap"] += 1
+    named = re.search(rb":([A-Za-z]+)Response", data)
+    action = named.group(1).decode() if named else "AddPortMapping"  # the action it answers (another: None, always)
+    values = wire_upnp._plain_response(data, action)  # pylint: disable=protected-access
+    if values is None:
+        return
+    ACCEPTED["plain soap"] += 1
+    assert values == wire_upnp._tree_response(data, action)  # pylint: disable=protected-access
+
+
+HEADS = [raw.split(b"\r\n\r\n", 1)[0] for raw in HTTP]
+HEAD_LINES = [b"Content-Length: 7", b"content-length:12 ", b"CONTENT-LENGTH: x", b" Content-Length: 3", b"Content-Length :4",
+              b"Transfer-Encoding: chunked", b"transfer-encoding:gzip", b"X-A: b", b"no colon", b"", b":", b"X_Y: 1"]
+HEAD_PIECES = [bytes([octet]) for octet in b" \t\r\n:\x00\x0b\x1c\x7f\x85\xa0\xe9-_aZ5"]
+
+
+@st.composite
+def heads(draw: st.DrawFn) -> bytes:
+    """miniupnpd's heads with lines inserted, names and values rewritten from odd octets, cases changed."""
+    lines = draw(st.sampled_from(HEADS)).split(b"\r\n")
+    for _step in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["line", "rewrite", "case"]))
+        at = draw(st.integers(0, len(lines) - 1))
+        if kind == "line":
+            lines.insert(max(1, at), draw(st.sampled_from(HEAD_LINES)))
+        elif kind == "rewrite":
+            line = lines[at]
+            where = draw(st.integers(0, len(line)))
+            cut = draw(st.integers(where, len(line)))
+            lines[at] = line[:where] + b"".join(draw(st.lists(st.sampled_from(HEAD_PIECES), max_size=3))) + line[cut:]
+        else:
+            lines[at] = lines[at].swapcase() if draw(st.booleans()) else lines[at].lower()
+    return b"\r\n".join(lines)
+
+
+@FUZZ
+@given(head=heads())
+def test_the_plain_head_path_agrees_with_the_header_dict(head: bytes) -> None:
+    CASES["plain head"] += 1
+    framing = transport_upnp._plain_framing(head)  # pylint: disable=protected-access
+    if framing is None:
+        return
+    ACCEPTED["plain head"] += 1
+    status, reason, headers = transport_upnp._parse_head(head, "w", "x")  # pylint: disable=protected-access
+    assert framing == (status, reason, headers.get("content-length")) and "transfer-encoding" not in headers
 
 
 @FUZZ

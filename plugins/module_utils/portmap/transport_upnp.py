@@ -30,6 +30,13 @@ MAX_RESPONSE = 64 * 1024
 MAX_HEADER = 8 * 1024
 USER_AGENT = "portmap.natpmp UPnP/1.1"
 _STATUS = re.compile(r"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: (.*))?$")
+_LENGTH = re.compile(r"[0-9]{1,9}")
+# A plain head: its status line and "Name: value" lines of printable ASCII, names of letters, digits
+# and dashes.  Its status and Content-Length are read without the dict of every header.
+_PLAIN_HEAD = re.compile(rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: ([ -~]*))?(?:\r\n[A-Za-z0-9-]+:[ -~]*)*")
+_CONTENT_LENGTH = re.compile(rb"\r\n(?i:content-length):([ -~]*)")
+_TRANSFER_ENCODING = re.compile(rb"\r\n(?i:transfer-encoding):")
+_END_OF_HEAD = b"\r\n\r\n"
 
 if TYPE_CHECKING:
     Address = Tuple[str, int]
@@ -211,8 +218,10 @@ class Http:
                  source_address: Optional[str] = None) -> None:
         self.gateway = gateway
         self._clock = clock
-        self._stream_factory = stream_factory or (lambda address, timeout: TcpStream(address, timeout, source_address))
+        self._stream_factory = stream_factory
+        self._source_address = source_address
         self._checked: Dict[str, Tuple[str, int, str]] = {}  # URL -> (host, port, path), checked once
+        self._heads: Dict[tuple, Tuple[str, int, str, bytes]] = {}  # a request's constant part, built once
         self.local_address: Optional[str] = None  # of the first connection that reached the gateway
 
     def check(self, url: str) -> Tuple[str, int, str]:
@@ -222,16 +231,28 @@ class Http:
 
     def request(self, method: str, url: str, deadline: float, body: bytes = b"",
                 headers: Optional[Dict[str, str]] = None, what: str = "request") -> HttpResponse:
-        host, port, path = self.check(url)
-        where = f"{host}:{port}"
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {where}", f"User-Agent: {USER_AGENT}", "Connection: close"]
-        for name, value in (headers or {}).items():
-            lines.append(f"{name}: {value}")
-        if body or method == "POST":
-            lines.append(f"Content-Length: {len(body)}")
-        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
+        status, reason, parsed, answer = self.exchange(method, url, deadline, body,
+                                                       tuple(headers.items()) if headers else (), what, True)
+        return HttpResponse(status, reason, parsed or {}, answer)
+
+    def exchange(self, method: str, url: str, deadline: float, body: bytes = b"", headers: Tuple[Tuple[str, str], ...] = (),
+                 what: str = "request", answer_headers: bool = False) -> Tuple[int, str, Optional[Dict[str, str]], bytes]:
+        """``request`` without the record, for the SOAP actions: headers as (name, value) pairs in,
+        (status, reason, headers, body) out; the answer's headers as a dict only with ``answer_headers``
+        (without, a plain head is read without one and they are None)."""
+        key = (method, url, len(body), headers)
+        prepared = self._heads.get(key)
+        if prepared is None:
+            prepared = self._head(method, url, len(body), headers)
+            if len(self._heads) >= 64:
+                self._heads.clear()
+            self._heads[key] = prepared
+        host, port, where, head = prepared
+        raw = head + body
         try:
-            stream = self._stream_factory((host, port), self._left(deadline, where, what))
+            left = self._left(deadline, where, what)
+            stream = (self._stream_factory((host, port), left) if self._stream_factory
+                      else TcpStream((host, port), left, self._source_address))
         except ConnectionRefusedError:
             raise GatewayUnreachable(f"gateway {where} refused the UPnP IGD {what} (nothing listens there)") from None
         except socket.timeout:
@@ -242,7 +263,7 @@ class Http:
             if self.local_address is None:
                 self.local_address = stream.local_address()
             stream.send(raw, self._left(deadline, where, what))
-            return self._read(stream, deadline, where, what)
+            return self._read(stream, deadline, where, what, answer_headers)
         except socket.timeout:
             raise GatewayTimeout(f"no answer from gateway {where} to the UPnP IGD {what} in time") from None
         except OSError as exc:
@@ -250,49 +271,78 @@ class Http:
         finally:
             stream.close()
 
+    def _head(self, method: str, url: str, length: int, headers: Tuple[Tuple[str, str], ...]) -> Tuple[str, int, str, bytes]:
+        """(host, port, "host:port", the request up to its body) for a request to ``url``."""
+        host, port, path = self.check(url)
+        where = f"{host}:{port}"
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {where}", f"User-Agent: {USER_AGENT}", "Connection: close"]
+        for name, value in headers:
+            lines.append(f"{name}: {value}")
+        if length or method == "POST":
+            lines.append(f"Content-Length: {length}")
+        return host, port, where, ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
     def _left(self, deadline: float, where: str, what: str) -> float:
         left = deadline - self._clock()
         if left <= 0:
             raise GatewayTimeout(f"no answer from gateway {where} to the UPnP IGD {what} within the deadline")
         return left
 
-    def _read(self, stream: Stream, deadline: float, where: str, what: str) -> HttpResponse:
+    def _read(self, stream: Stream, deadline: float, where: str, what: str,
+              answer_headers: bool) -> Tuple[int, str, Optional[Dict[str, str]], bytes]:
         data = b""
-        while b"\r\n\r\n" not in data:
+        end = -1
+        while end < 0:
             if len(data) > MAX_HEADER:
                 raise UpnpProtocolError(f"gateway {where} sent HTTP headers over {MAX_HEADER} octets to the UPnP IGD {what}")
             chunk = self._chunk(stream, deadline, where, what)
             if not chunk:
                 raise UpnpProtocolError(f"gateway {where} closed the connection before answering the UPnP IGD {what}")
-            data += chunk
-        head, _sep, body = data.partition(b"\r\n\r\n")
-        status, reason, headers = _parse_head(head, where, what)
-        length_text = headers.get("content-length")
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+            data = data + chunk if data else chunk
+            end = data.find(_END_OF_HEAD)
+        body = data[end + 4:]
+        head = data[:end]
+        framing = None if answer_headers else _plain_framing(head)
+        headers: Optional[Dict[str, str]] = None
+        if framing is not None:
+            status, reason, length_text = framing
+            chunked = False
+        else:
+            status, reason, headers = _parse_head(head, where, what)
+            length_text = headers.get("content-length")
+            chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         if length_text is not None and not chunked:
-            if not re.fullmatch(r"[0-9]{1,9}", length_text) or int(length_text) > MAX_RESPONSE:
+            if not _LENGTH.fullmatch(length_text) or int(length_text) > MAX_RESPONSE:
                 raise UpnpProtocolError(f"gateway {where} announced a UPnP IGD answer of {length_text[:20]!r} octets "
                                         f"(at most {MAX_RESPONSE} are read)")
             length = int(length_text)
-            while len(body) < length:
-                chunk = self._chunk(stream, deadline, where, what)
-                if not chunk:
-                    raise UpnpProtocolError(f"gateway {where} closed the connection in the middle of the UPnP IGD answer")
-                body += chunk
-            body = body[:length]
+            if len(body) < length:
+                pieces, have = [body], len(body)
+                while have < length:
+                    chunk = self._chunk(stream, deadline, where, what)
+                    if not chunk:
+                        raise UpnpProtocolError(f"gateway {where} closed the connection in the middle of the UPnP IGD answer")
+                    pieces.append(chunk)
+                    have += len(chunk)
+                body = b"".join(pieces)
+            if len(body) > length:
+                body = body[:length]
         else:
+            pieces, have = [body], len(body)
             while True:
-                if len(body) > MAX_RESPONSE + MAX_HEADER:
+                if have > MAX_RESPONSE + MAX_HEADER:
                     raise UpnpProtocolError(f"gateway {where} sent a UPnP IGD answer over {MAX_RESPONSE} octets")
                 chunk = self._chunk(stream, deadline, where, what)
                 if not chunk:
                     break
-                body += chunk
+                pieces.append(chunk)
+                have += len(chunk)
+            body = b"".join(pieces)
             if chunked:
                 body = _dechunk(body, where)
         if len(body) > MAX_RESPONSE:
             raise UpnpProtocolError(f"gateway {where} sent a UPnP IGD answer over {MAX_RESPONSE} octets")
-        return HttpResponse(status, reason, headers, body)
+        return status, reason, headers, body
 
     def _chunk(self, stream: Stream, deadline: float, where: str, what: str) -> bytes:
         got = stream.receive(65536, self._left(deadline, where, what))
@@ -312,6 +362,17 @@ def _parse_head(head: bytes, where: str, what: str) -> Tuple[int, str, Dict[str,
         if sep:
             headers.setdefault(name.strip().lower(), value.strip())
     return int(status.group(1)), status.group(2) or "", headers
+
+
+def _plain_framing(head: bytes) -> Optional[Tuple[int, str, Optional[str]]]:
+    """(status, reason, Content-Length) of a plain head without Transfer-Encoding, as ``_parse_head``
+    gives them; None for any other head (the fuzz tests compare both)."""
+    plain = _PLAIN_HEAD.fullmatch(head)
+    if plain is None or _TRANSFER_ENCODING.search(head) is not None:
+        return None
+    length = _CONTENT_LENGTH.search(head)
+    return (int(plain.group(1)), (plain.group(2) or b"").decode("ascii"),
+            length.group(1).decode("ascii").strip() if length else None)
 
 
 def _dechunk(body: bytes, where: str) -> bytes:

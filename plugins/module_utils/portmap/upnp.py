@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # for annotations only: importing typing slows the command's 
 METHOD = wire_upnp.METHOD
 DEFAULT_TIMEOUT = 3.0
 NO_PUBLIC_ADDRESS = "the gateway has no public address: is there a second NAT upstream?"
+_CONTENT_TYPE = ("Content-Type", 'text/xml; charset="utf-8"')
 
 
 @functools.lru_cache(maxsize=16)
@@ -118,22 +119,23 @@ class IgdSession:
         return self.description.service.version if self.description else 0
 
     def _call(self, action: wire_upnp.Action, deadline: float, what: str = "") -> dict:
-        description = self.discover(deadline)
-        service = description.service
+        service = (self.description or self.discover(deadline)).service
         body, soap_action = wire_upnp.encode_action(service.service_type, action)
-        response = self._http.request("POST", service.control_url, deadline, body, {
-            "Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": soap_action}, what=action.name)
+        status, reason, _headers, answer = self._http.exchange(
+            "POST", service.control_url, deadline, body, (_CONTENT_TYPE, ("SOAPAction", soap_action)), action.name)
         if self.internal_client is None and self._http.local_address not in (None, "", "0.0.0.0"):
             self.internal_client = self._http.local_address
-        context = f"UPnP IGD {action.name}{what} at {service.control_url}"
         try:
-            if response.status == 500 or response.status == 200:
-                return wire_upnp.decode_response(response.body, action.name)
+            if status == 500 or status == 200:
+                return wire_upnp.decode_response(answer, action.name)
         except UpnpFault as fault:
-            raise wire_upnp.fault_error(fault.code, context) from None
+            raise wire_upnp.fault_error(fault.code, self._context(action, what)) from None
         except MalformedPacket as exc:
-            raise MalformedPacket(f"{context}: {exc}") from None
-        raise UpnpProtocolError(f"{context}: HTTP {response.status} {response.reason[:80]}")
+            raise MalformedPacket(f"{self._context(action, what)}: {exc}") from None
+        raise UpnpProtocolError(f"{self._context(action, what)}: HTTP {status} {reason[:80]}")
+
+    def _context(self, action: wire_upnp.Action, what: str) -> str:
+        return f"UPnP IGD {action.name}{what} at {self.where}"
 
     # ------------------------------------------------------------------ discovery
 

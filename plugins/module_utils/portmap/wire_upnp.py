@@ -75,6 +75,26 @@ FAULT_CLASSES = {
 _UNSAFE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _DIGITS = re.compile(r"[0-9]+")
 
+# The plain answer of a successful action, as miniupnpd sends it: an envelope, its body and the
+# action's response element with simple out arguments.  Only a subset of XML that is well-formed by
+# construction and means the same with or without a parser: printable ASCII, no references, no CR,
+# no CDATA, comments or processing instructions, declared prefixes, every element closed by its own
+# name.  ``decode_response`` takes it without building a tree; anything else goes through the tree.
+_S = rb"[ \t\r\n]*"
+_PREFIX = rb"[A-Za-z][A-Za-z0-9]{0,15}"
+_PLAIN_RESPONSE = re.compile(
+    rb'(?:<\?xml version="1\.0"(?: encoding="(?:utf|UTF)-8")?\?>)?' + _S
+    + rb"<(?P<e>" + _PREFIX + rb'):Envelope xmlns:(?P=e)="' + re.escape(SOAP_ENVELOPE).encode()
+    + rb'"(?: (?P=e):encodingStyle="[\x20\x21\x23-\x25\x27-\x3b\x3d-\x7e]{0,200}")?>' + _S
+    + rb"<(?P=e):Body>" + _S
+    + rb"<(?P<u>" + _PREFIX + rb"):(?P<action>[A-Za-z]{1,64})Response"
+    + rb' xmlns:(?P=u)="urn:schemas-upnp-org:service:[A-Za-z0-9:.\-]{1,100}"'
+    + rb"(?:/>|>" + _S + rb"(?P<arguments>(?:<(?P<n>[A-Za-z][A-Za-z0-9_]{0,63})>"
+    + rb"[\t\n\x20-\x25\x27-\x3b\x3d\x3f-\x7e]*</(?P=n)>" + _S + rb")*)"
+    + rb"</(?P=u):(?P=action)Response>)" + _S
+    + rb"</(?P=e):Body>" + _S + rb"</(?P=e):Envelope>" + _S + rb"\Z")
+_PLAIN_ARGUMENT = re.compile(rb"<([A-Za-z][A-Za-z0-9_]*)>([^<]*)<")
+
 
 @record_class(frozen=True)
 class Service:
@@ -195,19 +215,24 @@ def parse_description(data: bytes, url: str) -> Description:
 # ------------------------------------------------------------------ SOAP
 
 
-@functools.lru_cache(maxsize=64)
 def encode_action(service_type: str, action: Action) -> Tuple[bytes, str]:
     """The SOAP body of ``action`` and the value of its SOAPAction header."""
-    if not re.fullmatch(r"[A-Za-z0-9:.\-]+", service_type) or not re.fullmatch(r"[A-Za-z]+", action.name):
-        raise ValueError(f"invalid UPnP service type or action {service_type!r} {action.name!r}")
-    arguments = "".join(f"<{name}>{escape(str(value))}</{name}>" for name, value in action.arguments)
+    return _encode_action(service_type, action.name, action.arguments)
+
+
+@functools.lru_cache(maxsize=64)
+def _encode_action(service_type: str, name: str, arguments: Tuple[Tuple[str, str], ...]) -> Tuple[bytes, str]:
+    # Keyed by the action's fields: a tuple of strings hashes in C, a record's __hash__ in Python.
+    if not re.fullmatch(r"[A-Za-z0-9:.\-]+", service_type) or not re.fullmatch(r"[A-Za-z]+", name):
+        raise ValueError(f"invalid UPnP service type or action {service_type!r} {name!r}")
+    values = "".join(f"<{key}>{escape(str(value))}</{key}>" for key, value in arguments)
     body = (
         '<?xml version="1.0"?>\r\n'
         f'<s:Envelope xmlns:s="{SOAP_ENVELOPE}" s:encodingStyle="{SOAP_ENCODING}"><s:Body>'
-        f'<u:{action.name} xmlns:u="{escape(service_type)}">{arguments}</u:{action.name}>'
+        f'<u:{name} xmlns:u="{escape(service_type)}">{values}</u:{name}>'
         "</s:Body></s:Envelope>\r\n"
     )
-    return body.encode("utf-8"), f'"{service_type}#{action.name}"'
+    return body.encode("utf-8"), f'"{service_type}#{name}"'
 
 
 def _body(root: ElementTree.Element) -> ElementTree.Element:
@@ -245,6 +270,11 @@ def _fault(body: ElementTree.Element) -> Optional[Tuple[int, str]]:
 
 def decode_response(data: bytes, action: str) -> Dict[str, str]:
     """The out arguments of ``action``'s answer, by name.  A fault raises UpnpFault."""
+    values = _plain_response(data, action)
+    return values if values is not None else _tree_response(data, action)
+
+
+def _tree_response(data: bytes, action: str) -> Dict[str, str]:
     body = _body(parse_document(data))
     fault = _fault(body)
     if fault is not None:
@@ -255,6 +285,24 @@ def decode_response(data: bytes, action: str) -> Dict[str, str]:
     raise errors.MalformedPacket(f"SOAP answer without a {action}Response")
 
 
+def _plain_response(data: bytes, action: str) -> Optional[Dict[str, str]]:
+    """The out arguments of a plain answer (``_PLAIN_RESPONSE``) to ``action``, or None for any other document.
+
+    What it returns is what the tree gives for the same document (the fuzz tests compare them).
+    """
+    if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_DOCUMENT:
+        return None
+    match = _PLAIN_RESPONSE.match(data)
+    if match is None or match.group("action") != action.encode("ascii", "replace"):
+        return None
+    if match.group("e")[:3].lower() == b"xml" or match.group("u")[:3].lower() == b"xml":
+        return None  # prefixes reserved by Namespaces in XML: the parser's call
+    arguments = match.group("arguments")
+    if not arguments:
+        return {}
+    return {name.decode("ascii"): text.decode("ascii").strip() for name, text in _PLAIN_ARGUMENT.findall(arguments)}
+
+
 # ------------------------------------------------------------------ actions
 
 
@@ -262,12 +310,16 @@ def _port_key(protocol: str, external_port: int, remote_host: str = "") -> Tuple
     return (("NewRemoteHost", remote_host), ("NewExternalPort", str(external_port)), ("NewProtocol", protocol.upper()))
 
 
+_GET_EXTERNAL_IP_ADDRESS = Action("GetExternalIPAddress")  # records are frozen: one of each will do
+_GET_STATUS_INFO = Action("GetStatusInfo")
+
+
 def get_external_ip_address() -> Action:
-    return Action("GetExternalIPAddress")
+    return _GET_EXTERNAL_IP_ADDRESS
 
 
 def get_status_info() -> Action:
-    return Action("GetStatusInfo")
+    return _GET_STATUS_INFO
 
 
 def add_port_mapping(protocol: str, external_port: int, internal_port: int, internal_client: str, lease: int,

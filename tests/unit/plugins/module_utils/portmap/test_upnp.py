@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.unit.plugins.module_utils.portmap.fakes_upnp import GATEWAY, LOCAL, URL, FakeIgd, body_of, edit, fault, http_answer, vector
-from portmap import errors, wire_ssdp
+from portmap import errors, transport_upnp, wire_ssdp
 from portmap.transport_upnp import MAX_RESPONSE, Http
 from portmap.upnp import NO_PUBLIC_ADDRESS, Granted, IgdSession
 
@@ -350,6 +350,73 @@ def test_a_request_after_the_deadline_is_not_sent():
     with pytest.raises(errors.GatewayTimeout):
         http(igd).request("GET", URL, igd.clock.now)
     assert igd.requests == []
+
+
+HEADS = ["v2-GetExternalIPAddress", "v2-AddPortMapping", "v2-AddPortMapping-held-718", "v1-rootDesc", "v2-GetStatusInfo"]
+
+
+def both_ways(answer: bytes) -> list:
+    """What Http makes of ``answer`` with the header dict and without (status, reason, body), or the error."""
+    out = []
+    for answer_headers in (True, False):
+        igd = FakeIgd({"GET /rootDesc.xml": answer})
+        try:
+            status, reason, headers, body = http(igd).exchange("GET", URL, igd.clock.now + 1.0, answer_headers=answer_headers)
+            assert headers is not None or not answer_headers
+            out.append((status, reason, body))
+        except errors.PortmapError as exc:
+            out.append((type(exc), str(exc)))
+    return out
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_miniupnpd_heads_are_read_without_the_header_dict(name, monkeypatch):
+    answer = vector(name)
+    head = answer.split(b"\r\n\r\n", 1)[0]
+    status, reason, headers = transport_upnp._parse_head(head, "w", "x")  # pylint: disable=protected-access
+    assert transport_upnp._plain_framing(head) == (status, reason, headers["content-length"])  # pylint: disable=protected-access
+    monkeypatch.setattr(transport_upnp, "_parse_head", lambda *_args: pytest.fail("the header dict was built"))
+    igd = FakeIgd({"GET /rootDesc.xml": answer})
+    got = http(igd).exchange("GET", URL, igd.clock.now + 1.0)
+    assert got == (status, reason, None, body_of(answer))
+
+
+BODY = b"hello, and more"  # Content-Length 5: "hello"
+PLAIN_HEADS = [
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: x",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\ncontent-LENGTH: 5\r\nServer: x",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length:   5  \r\nServer: x",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nContent-Length: 9",  # the first one counts
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\nServer: x",
+    b"HTTP/1.1 200\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: x",
+    b"HTTP/1.1 404 Not Found\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: x",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nServer: x",  # read to the end
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5x\r\nServer: x",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 99999999999\r\nServer: x",
+]
+OTHER_HEADS = [  # read through the header dict
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n Content-Length: 5\r\nServer: x",  # the dict strips the name: still the length
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length : 5\r\nServer: x",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length:\t5\r\nServer: x",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: \xe9",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: x\ry",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: x\nContent-Length: 3",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer_Name: x",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nno colon here",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nTransfer-Encoding: chunked",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\ntransfer-encoding: identity",
+    b"HTTP/2.0 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: x",
+    b"HTTP/1.1 099 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: x",
+    b"HTTP/1.1 200OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: x",
+    b"\r\nHTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nServer: x",
+]
+
+
+@pytest.mark.parametrize("head, plain", [(head, True) for head in PLAIN_HEADS] + [(head, False) for head in OTHER_HEADS])
+def test_a_head_is_read_the_same_with_or_without_the_header_dict(head, plain):
+    assert (transport_upnp._plain_framing(head) is not None) is plain  # pylint: disable=protected-access
+    with_dict, without = both_ways(head + b"\r\n\r\n" + BODY)
+    assert with_dict == without
 
 
 # ------------------------------------------------------------------ Client(method="upnp")

@@ -10,6 +10,7 @@ from tests.unit.plugins.module_utils.portmap.fakes_upnp import body_of, vector
 from portmap import errors, wire_upnp
 
 URL = "http://192.0.2.1:5000/rootDesc.xml"
+SOAP_STYLE = b' s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"'
 
 
 def answer(name: str, action: str) -> dict:
@@ -216,6 +217,84 @@ def test_the_named_faults_are_the_igd_ones():
 def test_malformed_answers(body):
     with pytest.raises(errors.MalformedPacket):
         wire_upnp.decode_response(body, "AddPortMapping")
+
+
+# ------------------------------------------------------------------ the plain-answer path
+
+SUCCESSES = [("v2-GetExternalIPAddress", "GetExternalIPAddress"), ("cgnat-GetExternalIPAddress", "GetExternalIPAddress"),
+             ("v2-GetStatusInfo", "GetStatusInfo"), ("cgnat-GetStatusInfo", "GetStatusInfo"),
+             ("v2-AddPortMapping", "AddPortMapping"), ("v1-AddPortMapping", "AddPortMapping"),
+             ("v2-AddPortMapping-lease0", "AddPortMapping"), ("v2-AddAnyPortMapping", "AddAnyPortMapping"),
+             ("v2-DeletePortMapping", "DeletePortMapping"), ("v2-DeletePortMapping-again", "DeletePortMapping"),
+             ("v2-GetSpecificPortMappingEntry", "GetSpecificPortMappingEntry"),
+             ("v2-GetGenericPortMappingEntry-0", "GetGenericPortMappingEntry")]
+
+
+def outcome(decode, data, action):
+    try:
+        return decode(data, action)
+    except errors.PortmapError as exc:
+        return type(exc), str(exc)
+
+
+@pytest.mark.parametrize("name, action", SUCCESSES)
+def test_miniupnpd_answers_take_the_plain_path_and_mean_what_the_tree_says(name, action, monkeypatch):
+    data = body_of(vector(name))
+    expected = wire_upnp._tree_response(data, action)  # pylint: disable=protected-access
+    monkeypatch.setattr(ElementTree, "fromstring", lambda *_args: pytest.fail("the parser ran"))
+    assert wire_upnp.decode_response(data, action) == expected
+
+
+def plain(text: bytes = b"11.22.33.2", envelope: bytes = b"s", response: bytes = b"u", style: bytes = SOAP_STYLE,
+          head: bytes = b'<?xml version="1.0"?>\r\n', inner: bytes = b"", tail: bytes = b"\r\n") -> bytes:
+    return (head + b"<%s:Envelope xmlns:%s=\"http://schemas.xmlsoap.org/soap/envelope/\"%s><%s:Body>"
+            b'<%s:GetExternalIPAddressResponse xmlns:%s="urn:schemas-upnp-org:service:WANIPConnection:2">'
+            b"<NewExternalIPAddress>%s</NewExternalIPAddress>%s</%s:GetExternalIPAddressResponse></%s:Body></%s:Envelope>"
+            % (envelope, envelope, style.replace(b"s:", envelope + b":"), envelope, response, response, text, inner,
+               response, envelope, envelope) + tail)
+
+
+@pytest.mark.parametrize("data, short", [
+    (plain(), True),
+    (plain(head=b" \n\t"), True),  # no declaration: white space may come first
+    (plain(head=b'<?xml version="1.0" encoding="UTF-8"?>'), True),
+    (plain(envelope=b"soap", response=b"soap", style=b""), True),
+    (plain(text=b" 11.22.33.2\n\t", inner=b" \n<NewExternalIPAddress>7</NewExternalIPAddress>"), True),  # the last one
+    (plain(text=b"a>b"), False),
+    (plain(text=b"&amp;"), False),
+    (plain(text=b"&#49;1"), False),
+    (plain(text=b"1\r2"), False),  # the parser makes it 1\n2
+    (plain(text=b"a]]>b"), False),
+    (plain(text=b"<![CDATA[1]]>"), False),
+    (plain(text=b"1\x0b2"), False),
+    (plain(text=b"1\x00"), False),
+    (plain(text=b"\xc3\xa9"), False),
+    (plain(text=b"\xff"), False),
+    (plain(inner=b"<!-- x -->"), False),
+    (plain(inner=b"<?pi x?>"), False),
+    (plain(inner=b"<NewX/>"), False),
+    (plain(inner=b"<p:NewX>1</p:NewX>"), False),
+    (plain(inner=b"<NewX>1</NewY>"), False),
+    (plain(style=b' s:encodingStyle="a&b"'), False),
+    (plain(style=b' s:encodingStyle="a<b"'), False),
+    (plain(style=b' s:encodingStyle="a\x01"'), False),
+    (plain(envelope=b"xml"), False),
+    (plain(response=b"xml"), False),
+    (plain(response=b"xmlns"), False),
+    (plain(response=b"XmlFoo"), False),  # a legal prefix, left to the parser all the same
+    (plain(head=b' <?xml version="1.0"?>'), False),
+    (plain(head=b'<?xml version="1.1"?>'), False),
+    (plain(tail=b"<x/>"), False),
+    (plain(tail=b"\r\n" + b" " * wire_upnp.MAX_DOCUMENT), False),
+    (plain().replace(b"GetExternalIPAddressResponse", b"GetStatusInfoResponse"), False),
+    (plain().replace(b'xmlns:u="urn:schemas-upnp-org:service:', b'xmlns:u="urn:x:'), False),
+    (plain().replace(b"envelope/", b"envelope"), False),
+])
+def test_the_plain_path_is_taken_only_where_it_means_what_the_tree_says(data, short):
+    action = "GetExternalIPAddress"
+    assert (wire_upnp._plain_response(data, action) is not None) is short  # pylint: disable=protected-access
+    assert outcome(wire_upnp.decode_response, data, action) == outcome(wire_upnp._tree_response, data, action)  # pylint: disable=protected-access
+    assert outcome(wire_upnp.decode_response, bytearray(data), action) == outcome(wire_upnp.decode_response, data, action)
 
 
 @pytest.mark.parametrize("values", [{"NewUptime": "-1"}, {"NewUptime": "99999999999"}, {"NewUptime": "1e3"}])
