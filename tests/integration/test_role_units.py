@@ -49,3 +49,21 @@ def test_exec_start_quotes_every_argument(tmp_path):
         result = subprocess.run([SYSTEMD_ANALYZE, "verify", "--man=no", str(service)], capture_output=True,
                                 text=True, check=False)
         assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("lifetimes, cap, interval", [
+    ([7200], 300, 300),  # half the lifetime, at most the cap
+    ([120, 7200], 300, 60),  # half the shortest
+    ([0, 600], 300, 300),  # a permanent UPnP lease (lifetime 0) takes no part: 600 // 2 = 300
+    ([0, 400], 300, 200),
+    ([0], 300, 300),  # only permanent leases: every cap
+    ([0, 0], 900, 900),
+    ([], 300, 300),
+])
+def test_the_interval_rule(tmp_path, lifetimes, cap, interval):
+    out = tmp_path / "interval"
+    extra = {"renewal_result": {"mappings": [{"lifetime": n} for n in lifetimes]}, "renewal_interval_cap": cap,
+             "out_file": str(out)}
+    proc, _recap = run_playbook("render_interval.yml", tmp_path, extra, quiet=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert int(out.read_text()) == interval

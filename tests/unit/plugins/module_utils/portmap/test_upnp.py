@@ -277,6 +277,15 @@ def test_listing_is_cut_at_the_limit():
     assert len(entries) == 5 and cut
 
 
+def test_listing_is_cut_at_its_time_and_says_so():
+    igd = FakeIgd({"GetGenericPortMappingEntry": vector("v2-GetGenericPortMappingEntry-0")}, version=1)
+    igd.delay = 0.25  # every answer takes a quarter of a second
+    start = igd.clock.now
+    entries, cut = session(igd, timeout=30.0).list_mappings(limit=1024, seconds=2.0)
+    assert cut and 0 < len(entries) < 1024
+    assert igd.clock.now - start <= 2.0 + 0.26  # the listing's own time, not the session's 30 s
+
+
 def test_an_http_error_is_named():
     igd = FakeIgd({"GetExternalIPAddress": http_answer(b"nope", "404 Not Found")})
     with pytest.raises(errors.UpnpProtocolError, match="GetExternalIPAddress at http://192.0.2.1:5000/ctl/IPConn: HTTP 404"):
