@@ -1,6 +1,6 @@
 # portmap.natpmp: `make demo` runs the demo, `make test` the whole test suite.
 # Both install what they need first (Debian packages as root, then a virtualenv with pinned tools).
-# Long runs, not part of `make test`: `make soak` (renewal across reboots), `make fuzz` (390,000 cases),
+# Long runs, not part of `make test`: `make soak` (renewal across reboots), `make fuzz` (450,000 cases),
 # `make bench` (figures against the peers, written to docs/performance.md).
 # `make ee` writes the execution environment's build context to build/ee/context/.
 

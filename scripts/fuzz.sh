@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long fuzzing run (not part of `make test`): FUZZ_EXAMPLES random examples per test
-# (default 30000 per test: four NAT-PMP/PCP tests, four STUN tests and five UPnP IGD ones, 390,000 cases),
+# (default 30000 per test: four NAT-PMP/PCP tests, four STUN tests and seven UPnP IGD ones, 450,000 cases),
 # each test's count printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 1
