@@ -398,11 +398,11 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         self._stop_announcing()
         if self.announce_mode == "off":
             return
-        datagrams = []
+        makers: List[Callable[[], bytes]] = []  # each send carries the epoch of its moment (RFC 6886 3.2.1)
         if self.speaks not in ("pcp", "none"):
-            datagrams.append(self.natpmp.announcement())
+            makers.append(self.natpmp.announcement)
         if self.speaks in ("both", "pcp"):
-            datagrams.append(self.pcp.announcement())
+            makers.append(self.pcp.announcement)
         if self.announce_mode == "loopback":
             destination: Address = ("127.0.0.1", wire.CLIENT_PORT)
         else:
@@ -414,14 +414,14 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         # RFC 6886 3.2.1: up to 10 times, 250 ms apart, doubling.
         at, wait = time.monotonic(), 0.25
 
-        def sender_of(data: bytes) -> Callable[[], None]:
+        def sender_of(make: Callable[[], bytes]) -> Callable[[], None]:
             def send() -> None:
-                self._send(destination, data, sender)
+                self._send(destination, make(), sender)
             return send
 
         for _send in range(10):
-            for data in datagrams:
-                action = sender_of(data)
+            for make in makers:
+                action = sender_of(make)
                 self._announcing.append(action)
                 self.at(at, action)
             at += wait

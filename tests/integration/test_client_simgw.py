@@ -183,6 +183,26 @@ def test_announcement_on_reboot_to_loopback(tmp_path, speaks, kinds):
         listener.close()
 
 
+def test_repeated_announcements_carry_the_epoch_of_their_moment(tmp_path):
+    """RFC 6886 3.2.1: each of the announcements (0, 0.25, 0.75, 1.75, 3.75 s ...) tells the epoch when it
+    is sent; a repeat with the first one's epoch would look like a second reboot to a listening client."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("127.0.0.1", wire.CLIENT_PORT))
+    except OSError as exc:
+        pytest.skip(f"127.0.0.1:{wire.CLIENT_PORT} is taken: {exc}")
+    listener.settimeout(6)
+    try:
+        with SimulatedGateway(address="127.0.0.1", port=0, announce="loopback", speaks="natpmp", uptime=1000,
+                              control_path=str(tmp_path / "gw.sock")):
+            epochs = [wire.decode_reply(listener.recv(100)).epoch for _announcement in range(5)]
+    finally:
+        listener.close()
+    assert epochs[0] in (1000, 1001)
+    assert epochs[-1] - epochs[0] >= 3, epochs  # the fifth is sent 3.75 s after the first
+
+
 def test_multicast_announcements_refused_outside_a_namespace():
     with pytest.raises(ValueError, match="refused"):
         SimulatedGateway(address="127.0.0.1", announce="multicast")

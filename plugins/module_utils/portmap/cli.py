@@ -8,6 +8,7 @@
     portmap-natpmp delete tcp 8080
     portmap-natpmp status [--json]
     portmap-natpmp renew [--now] [--on-change CMD [ARG ...]]
+    portmap-natpmp watch [--log FILE] [--upnp-check 60] [--on-change CMD [ARG ...]]
     portmap-natpmp nat --stun-server HOST:PORT [--json]
 
 Exit codes: 0 success, 1 a request or renewal failed, 2 bad usage, 3 the on-change
@@ -43,10 +44,17 @@ def say(text: str, stream: Any = None) -> None:
 
 
 class Logger:
-    """One line per action: to syslog (default), stderr, or a file."""
+    """One line per action: to syslog (default), stderr, or a file.
 
-    def __init__(self, target: str) -> None:
+    A file is opened for each line, unless ``keep_open`` (the watch): then it stays open, and
+    after ``reopen()`` (SIGHUP, when logrotate moved it) the next line opens it at its path anew.
+    """
+
+    def __init__(self, target: str, keep_open: bool = False) -> None:
         self.target = target
+        self.keep_open = keep_open
+        self._handle: Any = None
+        self._reopen = False
         if target == "syslog":
             import syslog  # Unix only; imported here so the rest runs anywhere
 
@@ -60,8 +68,26 @@ class Logger:
             say(f"{PROG}: {line}", sys.stderr)
         else:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            with os.fdopen(open_log(self.target), "a", encoding="utf-8") as handle:
-                handle.write(f"{stamp} {PROG}: {line}\n")
+            if not self.keep_open:
+                with os.fdopen(open_log(self.target), "a", encoding="utf-8") as handle:
+                    handle.write(f"{stamp} {PROG}: {line}\n")
+                return
+            if self._reopen:
+                self._reopen = False
+                self.close()
+            if self._handle is None:
+                self._handle = os.fdopen(open_log(self.target), "a", encoding="utf-8")
+            self._handle.write(f"{stamp} {PROG}: {line}\n")
+            self._handle.flush()
+
+    def reopen(self) -> None:
+        """The next line opens the log file at its path again (logrotate moved it); safe in a signal handler."""
+        self._reopen = True
+
+    def close(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
 
 
 def open_log(path: str) -> int:
@@ -158,6 +184,18 @@ COMMANDS = {
     "renew": ("renew the ledger's mappings (what the renewal job runs)", (
         Opt("--now", action="store_true", help="renew every mapping now, not only those due"),
         Opt("--log", default="syslog", help="where to log one line per action: syslog (default), stderr, or a file path"),
+        Opt("--on-change", nargs=REST, metavar="CMD",
+            help="command (and arguments, no shell) run when a public endpoint changes; it gets PORTMAP_* environment "
+            "variables. Must come last."),
+    )),
+    "watch": ("keep the ledger's mappings alive as a service: renew each at its RFC point, restore them when the "
+              "gateway announces a restart (NAT-PMP, PCP, UPnP IGD NOTIFY), re-read the ledger when it changes", (
+        Opt("--log", default="syslog", help="where to log one line per action: syslog (default), stderr, or a file "
+            "path (kept open; SIGHUP reopens it)"),
+        Opt("--upnp-check", type=_seconds, default=60.0,
+            help="UPnP IGD gateways: seconds between looks at their uptime and table, for gateways that announce "
+            "no restart (default 60)"),
+        Opt("--seed", type=int, help=HIDDEN),
         Opt("--on-change", nargs=REST, metavar="CMD",
             help="command (and arguments, no shell) run when a public endpoint changes; it gets PORTMAP_* environment "
             "variables. Must come last."),
@@ -360,6 +398,34 @@ def _url_on(url: Optional[str], gateway: Optional[str]) -> Optional[str]:
     return url if url.startswith((f"http://{gateway}:", f"http://{gateway}/")) else None
 
 
+def _watch(args: Args, ledger: Any, make_client: Callable[..., Any]) -> int:
+    """Run the watch until SIGTERM (or SIGINT); SIGHUP reopens the log file."""
+    # pylint: disable=import-outside-toplevel
+    import random
+    import signal
+
+    from .watch import Watcher
+
+    log = Logger(args.log, keep_open=True)
+    watcher = Watcher(ledger, make_client, log, args.on_change, source_address=args.source_address,
+                      upnp_check=args.upnp_check, rng=random.Random(args.seed))
+
+    def stop(_signum: int, _frame: Any) -> None:
+        watcher.stop()
+
+    def reopen(_signum: int, _frame: Any) -> None:
+        log.reopen()
+        watcher.wake()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reopen)
+    try:
+        return watcher.run()
+    finally:
+        log.close()
+
+
 def _print_mappings(rows: List[dict]) -> None:
     if not rows:
         say("no mappings in the ledger")
@@ -403,6 +469,8 @@ def dispatch(args: Args) -> int:
         if report.failed:
             return EXIT_FAILED
         return EXIT_HOOK if report.hook_failed else EXIT_OK
+    if args.command == "watch":
+        return _watch(args, ledger, make_client)
     from .manage import Manager, normalize
 
     if args.command == "public":  # fast: the asking ends at the choice (one round trip on a PCP gateway)

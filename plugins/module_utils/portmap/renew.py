@@ -29,7 +29,7 @@ from .records import field, record_class
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
-    from typing import Callable, Dict, List, Optional, Sequence, Tuple
+    from typing import Callable, Collection, Dict, List, Optional, Sequence, Set, Tuple
 
 HOOK_TIMEOUT = 60
 
@@ -113,22 +113,33 @@ class Renewer:
         log: Callable[[str], None],
         on_change: Optional[Sequence[str]] = None,
         clock: Callable[[], float] = time.time,
+        logged: Optional[Set[Tuple[object, ...]]] = None,
     ) -> None:
+        """``logged``: the changes already logged (the watch's, kept across its passes), each logged once;
+        without it (the renewal job, one pass per process) every untold change is logged at every run."""
         self.ledger = ledger
+        self.logged = logged
         self.client_factory = client_factory
         self.log = log
         self.on_change = list(on_change) if on_change else None
         self.clock = clock
 
-    def run(self, force: bool = False) -> Report:
+    def run(self, force: bool = False, gateways: Optional[Collection[str]] = None) -> Report:
+        """One pass over the ledger's gateways (only ``gateways`` when given, as the watch asks)."""
         report = Report()
         clients: Dict[str, Client] = {}
         with self.ledger.transaction(Undo(clients.get)) as data:
             for gateway in sorted({e.gateway for e in data.entries}):
-                self._gateway(data, gateway, force, report, clients)
+                if gateways is None or gateway in gateways:
+                    self._gateway(data, gateway, force, report, clients)
             report.changes = untold(data)
         if not self.on_change:
             for change in report.changes:  # nobody to tell: logged, and kept untold for a hook set later
+                if self.logged is not None:
+                    mark = tuple((e.key, e.external_port, e.public_address) for e in change.entries)
+                    if mark in self.logged:
+                        continue
+                    self.logged.add(mark)
                 self.log(change.describe())
             return report
         told = [change for change in report.changes if self._hook(change, report)]
