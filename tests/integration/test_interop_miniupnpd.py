@@ -166,3 +166,41 @@ def test_forced_natpmp_still_works_on_a_pcp_gateway(topology, miniupnpd):
     """))
     assert results[0]["method"] == "natpmp" and results[0]["external_port"] == 5360 and results[0]["nonce"] == ""
     assert results[1]["lifetime"] == 0
+
+
+@pytest.mark.parametrize("method", ["natpmp", "pcp"])
+def test_the_watch_restores_the_mappings_when_miniupnpd_restarts(topology, miniupnpd, tmp_path, method):
+    """miniupnpd announces its start (NAT-PMP: 224.0.0.1:5350; PCP: ANNOUNCE): the watch on the host restores
+    the mapping, and a connection from the WAN reaches the host again."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.harness.interop import MODULE_UTILS
+    from tests.harness.netns import wait_for
+
+    env = dict(os.environ, PYTHONPATH=MODULE_UTILS)
+    log = tmp_path / "watch.log"
+    base = [sys.executable, "-c", "import sys; from portmap.cli import main; sys.exit(main())",
+            "--gateway", topology.gw_lan_address, "--method", method, "--ledger", str(tmp_path / "ledger.json")]
+    made = topology.run(topology.hosts[0], base + ["map", "tcp", "8080", "--lifetime", "3600"], env=env)
+    assert made.returncode == 0, made.stderr
+    listener = topology.popen(topology.hosts[0], [sys.executable, "-c", LISTENER, "8080"],
+                              stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
+    assert wan_connect(topology, 8080) == "hello from the host"
+    watch = topology.popen(topology.hosts[0], base + ["watch", "--log", str(log), "--seed", "3"], env=env)
+    wait_for(lambda: log.exists() and "watch: listening" in log.read_text(), what="the watch to listen")
+    time.sleep(3)  # up a while, so its new epoch shows the restart
+    miniupnpd.restart()
+    restarted = time.monotonic()  # the restart empties miniupnpd's table: the log below shows the loss seen
+    wait_for(lambda: wan_connect(topology, 8080) == "hello from the host", timeout=8, interval=0.1,
+             what="the WAN connection to reach the host again")
+    back = time.monotonic() - restarted
+    text = log.read_text()
+    print(f"{method}: the WAN reaches the host {back:.2f} s after miniupnpd restarted\n{text}")
+    assert "announcement (epoch" in text and "the gateway lost its mappings" in text
+    limit = 1.5 if method == "natpmp" else 5.0 + 1.5
+    assert back < limit
+    watch.send_signal(signal.SIGTERM)
+    assert watch.wait(timeout=15) == 0

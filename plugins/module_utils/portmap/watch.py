@@ -14,7 +14,9 @@ code (``renew.Renewer``, one gateway at a time), at these moments:
 - for UPnP IGD gateways, every ``upnp_check`` seconds as well (uptime and the table are
   looked at; many home routers send no NOTIFY);
 - again after a failure, backing off from 0.5 s to a minute (the gateway may be gone for a
-  long while: the watch never spins and never exits for it).
+  long while: the watch never spins and never exits for it), but never waiting more than a
+  third of the time the next lease to end has left (at least 0.2 s), so a renewal that needed
+  more than one try still comes in time.
 
 The ledger file is looked at every second and read again when it changed (a module or the
 command added a mapping).  A ledger that cannot be read or written is logged once, and the
@@ -47,9 +49,11 @@ PCP_RENEW_SPREAD = 1 / 8  # RFC 6887 section 11.2.1: renew between 1/2 and 5/8 o
 POINT_MARGIN = 0.05  # past the half, so the renewal job's rule (less than half left) holds
 POLL = 1.0  # how often the ledger file is looked at
 BACKOFF_FIRST, BACKOFF_CAP = 0.5, 60.0
+URGENT_MIN = 0.2  # the shortest wait after a failure, while a lease is about to end
 MIN_GAP = 0.2  # between two passes over one gateway, whatever asks for them
 UPNP_CHECK = 60.0
 NOTIFY_GAP = 5.0  # a NOTIFY without BOOTID checks the gateway at most this often
+REORDERED = 2.0  # an announcement one second behind a reply seen this recently crossed it on the way
 IGNORED_LOG_GAP = 60.0  # one line a minute about announcements from other addresses
 
 
@@ -287,16 +291,28 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         self.last_pass[gateway] = now
         if report.failed:
             count = self.failures[gateway] = self.failures.get(gateway, 0) + 1
-            delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (count - 1))
+            delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (count - 1), self._urgency(gateway, now))
             self.retry_at[gateway] = now + delay
             self.log(f"watch: gateway {gateway}: {report.failed} mapping(s) not renewed ({why or 'renewal point'}); "
-                     f"trying again in {delay:g} s")
+                     f"trying again in {delay:.3g} s")
         else:
             if self.failures.pop(gateway, 0):
                 self.log(f"watch: gateway {gateway} answers again")
             self.retry_at.pop(gateway, None)
         if not self.kept:
             self.reload(force=True)
+
+    def _last_epoch(self, gateway: str) -> Optional[EpochObservation]:
+        """The newest epoch the ledger holds for ``gateway``: of its mappings', or the gateway's own record."""
+        record = self.data.gateways.get(gateway)
+        seen = [o for o in (self.data.last_epoch(gateway), record.epoch if record is not None else None) if o]
+        return max(seen, key=lambda o: o.seen_at) if seen else None
+
+    def _urgency(self, gateway: str, now: float) -> float:
+        """The back-off's limit while a lease of ``gateway`` still runs: a third of the time it has left
+        (at least URGENT_MIN), so a few failed passes in a row still leave room for one that works."""
+        left = [e.expires_at - now for e in self.data.for_gateway(gateway) if not e.permanent and e.expires_at > now]
+        return max(URGENT_MIN, min(left) / 3) if left else BACKOFF_CAP
 
     def heard(self, heard: Any) -> None:
         """An announcement from a gateway of the ledger: is something to be done, and when."""
@@ -322,8 +338,11 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         if not methods - {announce.UPNP}:
             return
         name = "NAT-PMP" if heard.kind == announce.NATPMP else "PCP"
-        previous = self.data.last_epoch(gateway)
-        if previous is not None and not lost_state(previous, EpochObservation(heard.epoch, now), heard.kind):
+        previous = self._last_epoch(gateway)
+        crossed = previous is not None and now - previous.seen_at <= REORDERED \
+            and previous.epoch - 1 <= heard.epoch <= previous.epoch  # sent just before the last reply
+        if previous is not None and (crossed or not lost_state(previous, EpochObservation(heard.epoch, now),
+                                                               heard.kind)):
             recorded = {e.public_address for e in entries if e.public_address}
             if heard.public_address and recorded and heard.public_address not in recorded:
                 self._schedule(gateway, now, f"{name} announcement: public address now {heard.public_address}; "
