@@ -172,7 +172,7 @@ def _announcement(kind: str) -> bytes:
     if kind == "pcp":
         return wire_pcp.encode_announcement(0)
     return ("NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n"
-            f"USN: uuid:forged::upnp:rootdevice\r\nLOCATION: http://192.168.77.11:5000/rootDesc.xml\r\n"
+            "USN: uuid:forged::upnp:rootdevice\r\nLOCATION: http://192.168.77.11:5000/rootDesc.xml\r\n"
             "BOOTID.UPNP.ORG: 99\r\n\r\n").encode()
 
 

@@ -31,6 +31,9 @@ PLAIN = [
     ["status", "--json"],
     ["nat", "--stun-server", "10.0.0.5:3478", "--json"],
     ["--method", "natpmp", "nat", "--stun-server=10.0.0.5:3478"],
+    JOB[:-3] + ["watch", "--log", "syslog"],  # the service's command line
+    JOB[:-3] + ["watch", "--log", "/var/log/portmap-natpmp/watch.log", "--upnp-check", "30", "--on-change", "/bin/x"],
+    ["watch", "--seed", "7", "--log", "stderr"],
 ]
 
 ARGPARSE = [  # not plain: argparse reads them (and refuses most)
@@ -53,6 +56,8 @@ ARGPARSE = [  # not plain: argparse reads them (and refuses most)
     ["public", "--gateway", "10.0.0.1"],  # global options come before the command
     ["--", "public"],
     ["--ledger"],
+    ["watch", "--upnp-check", "0"],
+    ["watch", "--seed", "x"],
 ]
 
 
