@@ -232,3 +232,26 @@ def test_the_job_remakes_a_leased_mapping_gone_from_the_table(igd, tmp_path):
     assert renewed.returncode == 0, renewed.stderr
     assert "gone from the gateway's table" in renewed.stderr and "1 renewed" in renewed.stderr
     assert table(igd) == [("127.0.0.1", "tcp", 8080, 8080, 3600)]
+
+
+def test_after_a_restart_each_mapping_is_made_again_once(igd, tmp_path):
+    """The uptime that went back shows the restart once: the mappings after the first one are not taken for
+    a second restart in the middle of the pass (which would make every mapping again, several times)."""
+    two = WANT + [Desired("udp", 5353, 5353, 3600), Desired("tcp", 2222, 2222, 3600)]
+    manager(igd, tmp_path).present(two)
+    igd.ctl({"cmd": "set", "epoch": 5000})
+    manager(igd, tmp_path).present(two)
+    for how in ("module", "job"):
+        igd.ctl({"cmd": "reboot"})
+        igd.ctl({"cmd": "clear_log"})
+        if how == "module":
+            result = manager(igd, tmp_path).present(two)
+            assert result["changed"] and result["gateway_rebooted"]
+        else:
+            renewed = cli(igd, tmp_path, "--method", "auto", "renew", "--log", "stderr")
+            assert renewed.returncode == 0, renewed.stderr
+            assert "during the renewal" not in renewed.stderr, renewed.stderr
+        made = [op for method, op in upnp_ops(igd) if op in ("AddPortMapping", "AddAnyPortMapping")]
+        assert len(made) == 3, (how, upnp_ops(igd))
+        assert len(table(igd)) == 3
+        igd.ctl({"cmd": "set", "epoch": 5000})

@@ -187,6 +187,7 @@ class Client:
         self.epoch = epoch
         self.answered = False  # whether the gateway answered this client (else ``epoch`` is what it was given)
         self.rebooted = False
+        self._upnp_restart_told = False  # a Mapping told of the restart UPnP's uptime showed (one is enough)
         self.public_address_seen: Optional[str] = None
         self.attempts: List[Dict[str, Any]] = []  # per protocol tried: method, outcome, seconds
         self._wallclock = wallclock
@@ -530,8 +531,12 @@ class Client:
         igd = self._igd()
         if igd.uptime is not None and (self.epoch is None or self.epoch.epoch != igd.uptime):
             self._observe(igd.uptime, UPNP)  # discovery's GetStatusInfo: the uptime is UPnP's epoch
-        lost = self.rebooted or igd.rebooted
-        self.rebooted = lost
+        seen = self.rebooted or igd.rebooted
+        # the restart is news to one reply only: the next ones of this run come after it (a second
+        # restart shows in the uptime going back again, which GetStatusInfo reads at the next run)
+        lost = seen and not self._upnp_restart_told
+        self.rebooted = seen
+        self._upnp_restart_told = seen
         return Mapping(self.gateway, protocol, internal_port, external_port, lifetime, igd.uptime or 0, UPNP,
                        lost, public_address=self.public_address_seen, permanent=permanent,
                        internal_client=internal_client, description=self.description if lifetime or permanent else "")
