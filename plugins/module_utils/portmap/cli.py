@@ -162,6 +162,11 @@ GLOBAL = (
         "folder must be writable by its owner only, like the ledger's"),
 )
 _PORT_PROTOCOLS = defaults.PROTOCOLS + ("both",)
+_ON_CHANGE = Opt("--on-change", nargs=REST, metavar="CMD",
+                 help="command (and arguments, no shell) run when a public endpoint changes; it gets PORTMAP_* "
+                 "environment variables. Must come last.")
+_WATCH = ("keep the ledger's mappings alive as a service: renew each at its RFC point, restore them when the gateway "
+          "announces a restart (NAT-PMP, PCP, UPnP IGD NOTIFY), re-read the ledger when it changes")
 COMMANDS = {
     "public": ("print the gateway's public address, epoch and the protocols it speaks", ()),
     "table": ("print the gateway's own table of mappings, every host's (UPnP IGD; NAT-PMP and PCP cannot list)", (
@@ -184,21 +189,16 @@ COMMANDS = {
     "renew": ("renew the ledger's mappings (what the renewal job runs)", (
         Opt("--now", action="store_true", help="renew every mapping now, not only those due"),
         Opt("--log", default="syslog", help="where to log one line per action: syslog (default), stderr, or a file path"),
-        Opt("--on-change", nargs=REST, metavar="CMD",
-            help="command (and arguments, no shell) run when a public endpoint changes; it gets PORTMAP_* environment "
-            "variables. Must come last."),
+        _ON_CHANGE,
     )),
-    "watch": ("keep the ledger's mappings alive as a service: renew each at its RFC point, restore them when the "
-              "gateway announces a restart (NAT-PMP, PCP, UPnP IGD NOTIFY), re-read the ledger when it changes", (
+    "watch": (_WATCH, (
         Opt("--log", default="syslog", help="where to log one line per action: syslog (default), stderr, or a file "
             "path (kept open; SIGHUP reopens it)"),
         Opt("--upnp-check", type=_seconds, default=60.0,
             help="UPnP IGD gateways: seconds between looks at their uptime and table, for gateways that announce "
             "no restart (default 60)"),
         Opt("--seed", type=int, help=HIDDEN),
-        Opt("--on-change", nargs=REST, metavar="CMD",
-            help="command (and arguments, no shell) run when a public endpoint changes; it gets PORTMAP_* environment "
-            "variables. Must come last."),
+        _ON_CHANGE,
     )),
     "nat": ("classify the NAT with a STUN server (RFC 5780) and tell whether mappings are reachable from the Internet", (
         Opt("--stun-server", required=True, metavar="HOST:PORT", help="the STUN server to ask"),
