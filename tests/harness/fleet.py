@@ -169,9 +169,9 @@ class Fleet:
 
     def _fake_systemd(self, name: str, python: str) -> None:
         """/run/systemd/system and the recording systemctl stand-in, in the host's view only."""
-        script = "\n".join(["set -e", "mount -t tmpfs -o mode=0755 tmpfs /run/systemd", "mkdir /run/systemd/system",
-                             "mkdir -p /usr/local/sbin", "cat > /usr/local/sbin/systemctl",
-                             "chmod 0755 /usr/local/sbin/systemctl"])
+        steps = ["set -e", "mount -t tmpfs -o mode=0755 tmpfs /run/systemd", "mkdir /run/systemd/system",
+                 "mkdir -p /usr/local/sbin", "cat > /usr/local/sbin/systemctl", "chmod 0755 /usr/local/sbin/systemctl"]
+        script = "\n".join(steps)
         subprocess.run(["nsenter", f"--mount={self.host(name)['mnt']}", "--", "sh", "-c", script],
                        input=f'#!/bin/sh\nexec {python} {STANDIN} "$@"\n', text=True, check=True)
         self.host(name)["systemd"] = True
@@ -323,8 +323,8 @@ class Fleet:
         wait_for(lambda: os.path.exists(pid_file) and os.path.getsize(pid_file) > 0, what=f"{unit} on {name}")
         with open(pid_file, encoding="ascii") as handle:
             pid = int(handle.read())
-        self.host(name).setdefault("units", {})[unit] = {"pid": pid, "supervisor": supervisor.pid,
-                                                          "status_file": status_file}
+        units = self.host(name).setdefault("units", {})
+        units[unit] = {"pid": pid, "supervisor": supervisor.pid, "status_file": status_file}
         self.save()
         return {"pid": pid, **command}
 
