@@ -19,7 +19,7 @@ export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS"
 
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-    scenarios=(default fleet gateway_reboot miniupnpd upnp)
+    scenarios=(default fleet gateway_reboot miniupnpd upnp watch_service)
 fi
 
 sweep() {

@@ -16,13 +16,22 @@ another gateway with hosts of its own, in a topology of its own (a mixed fleet).
 Everything is recorded in a state file before it exists, so a later process (molecule's
 destroy) removes it all, also after a failed run.
 
-    python -m tests.harness.fleet create STATE_DIR --hosts a b [--gateway G] [--site G c d]
+    python -m tests.harness.fleet create STATE_DIR --hosts a b [--gateway G] [--site G c d] [--systemd a]
     python -m tests.harness.fleet destroy STATE_DIR
     python -m tests.harness.fleet job STATE_DIR HOST [--now]   # run the job as cron would
     python -m tests.harness.fleet ctl STATE_DIR JSON [--host H] # simulated gateway control (H's gateway)
     python -m tests.harness.fleet restart-gateway STATE_DIR [--http-port N]  # miniupnpd restarted
     python -m tests.harness.fleet listen STATE_DIR HOST PORT    # a TCP listener on a host
     python -m tests.harness.fleet wan-connect STATE_DIR PORT [--host H]  # connect from the WAN side
+    python -m tests.harness.fleet run-unit STATE_DIR HOST UNIT  # start a unit's ExecStart as its User
+    python -m tests.harness.fleet stop-unit STATE_DIR HOST UNIT # SIGTERM it; exits with its exit status
+    python -m tests.harness.fleet await-mappings STATE_DIR PORT... [--within S] [--host H]
+
+``--systemd HOST`` makes a host look run by systemd, in its own view only: a /run/systemd/system
+folder and tests/harness/systemctl_standin.py as /usr/local/sbin/systemctl (systemd is not PID 1
+on the test machines; the stand-in records what the role asks and starts nothing). ``run-unit``
+then runs the installed unit's ExecStart in the host's namespaces as the unit's User and Group
+(without the unit's sandbox), under a small supervisor that records its exit status.
 """
 
 from __future__ import annotations
@@ -32,12 +41,13 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from .interop import CONNECT, LISTENER
 from .netns import Topology, wait_for
@@ -46,6 +56,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 OVERLAID = ("/etc", "/usr/local", "/var/lib", "/var/log")
 WATCHED = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/cron.d", "/usr/local/sbin", "/var/lib")
 GATEWAYS = ("simgw", "simgw-upnp", "miniupnpd", "miniupnpd-upnp")
+STANDIN = os.path.join(REPO, "tests", "harness", "systemctl_standin.py")
+# Runs argv, records its pid and then its exit status (for stop-unit): argv[1] pid file, argv[2] status file.
+SUPERVISOR = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[3:])
+with open(sys.argv[1], "w") as handle:
+    handle.write(str(child.pid))
+status = child.wait()
+with open(sys.argv[2] + ".tmp", "w") as handle:
+    handle.write(str(status))
+os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+"""
 SIMGW_OPTIONS = {"simgw": ["--announce", "multicast"],
                  "simgw-upnp": ["--speaks", "none", "--igd", "v2", "--ssdp", "unicast"]}
 
@@ -91,8 +113,9 @@ class Fleet:
 
     # ------------------------------------------------------------------ create
 
-    def create(self, sites: List[List[str]], python: str = sys.executable) -> None:
-        """``sites``: one [gateway, host, ...] per gateway, each in a sealed topology of its own."""
+    def create(self, sites: List[List[str]], python: str = sys.executable, systemd: Sequence[str] = ()) -> None:
+        """``sites``: one [gateway, host, ...] per gateway, each in a sealed topology of its own;
+        the hosts of ``systemd`` look run by systemd (see the module's docstring)."""
         if self.state:
             self.destroy()
         self.state = {"sites": [], "hosts": {}, "pids": [], "mounts": [], "fingerprint": fingerprint(),
@@ -101,6 +124,8 @@ class Fleet:
         try:
             for index, (gateway, *names) in enumerate(sites):
                 self._make_site(index, gateway, names, python)
+            for name in systemd:
+                self._fake_systemd(name, python)
         except BaseException:
             self.destroy()
             raise
@@ -141,6 +166,16 @@ class Fleet:
         with open(wrapper, "w", encoding="ascii") as handle:
             handle.write(f"#!/bin/sh\nexec nsenter --net=/run/netns/{netns} --mount={mnt} -- {python} \"$@\"\n")
         os.chmod(wrapper, 0o755)
+
+    def _fake_systemd(self, name: str, python: str) -> None:
+        """/run/systemd/system and the recording systemctl stand-in, in the host's view only."""
+        steps = ["set -e", "mount -t tmpfs -o mode=0755 tmpfs /run/systemd", "mkdir /run/systemd/system",
+                 "mkdir -p /usr/local/sbin", "cat > /usr/local/sbin/systemctl", "chmod 0755 /usr/local/sbin/systemctl"]
+        script = "\n".join(steps)
+        subprocess.run(["nsenter", f"--mount={self.host(name)['mnt']}", "--", "sh", "-c", script],
+                       input=f'#!/bin/sh\nexec {python} {STANDIN} "$@"\n', text=True, check=True)
+        self.host(name)["systemd"] = True
+        self.save()
 
     def _start_gateway(self, site: Dict[str, Any], topo: Topology, python: str, control: str) -> None:
         if site["gateway"].startswith("miniupnpd"):
@@ -252,6 +287,80 @@ class Fleet:
         return subprocess.run(self.exec_argv(name, ["runuser", "-u", job["user"], "--", "/bin/sh", "-c", command]),
                               capture_output=True, text=True, check=False, timeout=120)
 
+    def unit_command(self, name: str, unit: str, unit_dir: str = "/etc/systemd/system") -> Dict[str, Any]:
+        """The ExecStart (as argv), User and Group of a unit installed on the host, read from its file.
+
+        ExecStart is split as the role writes it: each argument in double quotes with \\ and \" escaped,
+        %% for % and $$ for $."""
+        text = subprocess.run(self.exec_argv(name, ["cat", os.path.join(unit_dir, unit)]), capture_output=True,
+                              text=True, check=True).stdout
+        settings: Dict[str, str] = {}
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key in ("ExecStart", "User", "Group"):
+                settings[key] = value
+        argv = [word.replace("%%", "%").replace("$$", "$") for word in shlex.split(settings["ExecStart"])]
+        return {"argv": argv, "user": settings.get("User", "root"), "group": settings.get("Group", "root")}
+
+    def run_unit(self, name: str, unit: str) -> Dict[str, Any]:
+        """Start the unit's ExecStart in the host's namespaces as its User and Group, in the background."""
+        command = self.unit_command(name, unit)
+        folder = os.path.join(self.host(name)["dir"], "units")
+        os.makedirs(folder, exist_ok=True)
+        pid_file, status_file = os.path.join(folder, unit + ".pid"), os.path.join(folder, unit + ".status")
+        for path in (pid_file, status_file):
+            if os.path.exists(path):
+                os.unlink(path)
+        # nsenter (no PID namespace) and setpriv exec in place: the supervisor's child is the unit's process.
+        argv = self.exec_argv(name, ["setpriv", f"--reuid={command['user']}", f"--regid={command['group']}",
+                                     "--init-groups", "--", *command["argv"]])
+        log = open(os.path.join(folder, unit + ".log"), "ab")  # pylint: disable=consider-using-with
+        supervisor = subprocess.Popen([self.state["python"], "-c", SUPERVISOR, pid_file, status_file, *argv],  # pylint: disable=consider-using-with
+                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        self.state["pids"].append(supervisor.pid)  # destroy ends its process group, the unit's process too
+        self.save()
+        wait_for(lambda: os.path.exists(pid_file) and os.path.getsize(pid_file) > 0, what=f"{unit} on {name}")
+        with open(pid_file, encoding="ascii") as handle:
+            pid = int(handle.read())
+        units = self.host(name).setdefault("units", {})
+        units[unit] = {"pid": pid, "supervisor": supervisor.pid, "status_file": status_file}
+        self.save()
+        return {"pid": pid, **command}
+
+    def stop_unit(self, name: str, unit: str, timeout: float = 10) -> int:
+        """SIGTERM the unit's process started by run_unit; its exit status (128 + N for a signal N)."""
+        record = self.host(name)["units"][unit]
+        os.kill(record["pid"], signal.SIGTERM)
+        wait_for(lambda: os.path.exists(record["status_file"]), timeout=timeout,
+                 what=f"{unit} on {name} to exit after SIGTERM")
+        with open(record["status_file"], encoding="ascii") as handle:
+            status = int(handle.read())
+        return 128 - status if status < 0 else status
+
+    def await_mappings(self, ports: Sequence[int], within: float, host: Optional[str] = None,
+                       reboot: bool = False) -> float:
+        """Seconds until the gateway's table holds every one of ``ports`` (internal); LookupError after ``within``.
+
+        With ``reboot``, the simulated gateway reboots first (its table empties) and the clock starts then."""
+        from simgw import control
+        path = self.site(host)["control"]
+        start = time.monotonic()
+        if reboot:
+            if not control(path, {"cmd": "reboot"}).get("ok"):
+                raise LookupError("the simulated gateway did not reboot")
+            if control(path, {"cmd": "table"}).get("mappings"):
+                raise LookupError("the reboot left mappings in the gateway's table")
+        while True:
+            table = control(path, {"cmd": "table"})
+            held = {mapping["internal_port"] for mapping in table.get("mappings", [])}
+            elapsed = time.monotonic() - start
+            if set(ports) <= held:
+                return elapsed
+            if elapsed > within:
+                raise LookupError(f"after {elapsed:.2f} s the gateway holds {sorted(held)}, not {sorted(ports)}")
+            time.sleep(0.05)
+
     def listen(self, name: str, port: int) -> None:
         """A TCP listener on the host's port, answering ``hello from NAME`` (ended by destroy)."""
         argv = [self.state["python"], "-c", LISTENER, str(port), f"hello from {name}"]
@@ -303,6 +412,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     create.add_argument("--site", nargs="+", action="append", default=[], metavar="GATEWAY HOST",
                         help="another gateway and the hosts behind it, in a topology of its own")
     create.add_argument("--python", default=sys.executable)
+    create.add_argument("--systemd", nargs="+", default=[], metavar="HOST",
+                        help="these hosts look run by systemd, with a recording systemctl stand-in")
     destroy = sub.add_parser("destroy")
     destroy.add_argument("state_dir")
     job = sub.add_parser("job")
@@ -328,13 +439,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     connect.add_argument("state_dir")
     connect.add_argument("port", type=int)
     connect.add_argument("--host", help="connect to this host's gateway (default: the first site's)")
+    for name in ("run-unit", "stop-unit"):
+        unit = sub.add_parser(name)
+        unit.add_argument("state_dir")
+        unit.add_argument("host")
+        unit.add_argument("unit")
+    wait = sub.add_parser("await-mappings")
+    wait.add_argument("state_dir")
+    wait.add_argument("ports", type=int, nargs="+")
+    wait.add_argument("--within", type=float, default=2.0)
+    wait.add_argument("--host", help="the gateway of this host's site (default: the first site's)")
+    wait.add_argument("--reboot", action="store_true", help="reboot the simulated gateway first; the clock starts then")
     args = parser.parse_args(argv)
     fleet = Fleet(args.state_dir)
     if args.command == "create":
         for site in args.site:
             if site[0] not in GATEWAYS or len(site) < 2:
                 parser.error(f"--site takes a gateway ({', '.join(GATEWAYS)}) and its hosts, not {' '.join(site)!r}")
-        fleet.create([[args.gateway, *args.hosts], *args.site], args.python)
+        fleet.create([[args.gateway, *args.hosts], *args.site], args.python, args.systemd)
         print(json.dumps({"hosts": fleet.state["hosts"], "controls": [s.get("control") for s in fleet.state["sites"]]}))
         return 0
     if args.command == "destroy":
@@ -363,6 +485,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.command == "listen":
         fleet.listen(args.host, args.port)
+        return 0
+    if args.command == "run-unit":
+        print(json.dumps(fleet.run_unit(args.host, args.unit)))
+        return 0
+    if args.command == "stop-unit":
+        status = fleet.stop_unit(args.host, args.unit)
+        print(json.dumps({"status": status}))
+        return status
+    if args.command == "await-mappings":
+        try:
+            print(json.dumps({"seconds": round(fleet.await_mappings(args.ports, args.within, args.host, args.reboot), 3)}))
+        except LookupError as exc:
+            print(exc, file=sys.stderr)
+            return 1
         return 0
     if args.command == "wan-connect":
         print(fleet.wan_connect(args.port, args.host))

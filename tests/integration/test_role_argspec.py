@@ -29,7 +29,7 @@ def assert_nothing_would_change(proc, recap):
 @pytest.mark.parametrize(
     "bad, words",
     [
-        ({"renewal_scheduler": "anacron"}, ["renewal_scheduler", "cron, systemd"]),
+        ({"renewal_scheduler": "anacron"}, ["renewal_scheduler", "cron, systemd, service"]),
         ({"renewal_mappings": [{"protocol": "tcp"}]}, ["internal_port"]),
         ({"renewal_mappings": [{"internal_port": "eighty"}]}, ["internal_port", "int"]),
         ({"renewal_mappings": [{"internal_port": 80, "protocol": "sctp"}]}, ["protocol", "tcp, udp, both"]),
@@ -69,10 +69,22 @@ def test_a_present_job_without_mappings_is_refused(collections_path, tmp_path):
 
 
 @pytest.mark.skipif(Path("/run/systemd/system").exists(), reason="not applicable here: systemd runs this host")
-def test_a_systemd_timer_where_systemd_does_not_run_is_refused(collections_path, tmp_path):
+@pytest.mark.parametrize("scheduler, what", [("systemd", "the timer"), ("service", "the watch service")])
+def test_a_systemd_scheduler_where_systemd_does_not_run_is_refused(collections_path, tmp_path, scheduler, what):
     proc, output, recap = run_role(collections_path, tmp_path, {
-        "renewal_scheduler": "systemd", "renewal_mappings": [{"internal_port": 8080}]})
-    assert "systemd does not run this host" in output and "renewal_scheduler_fallback: cron" in output
+        "renewal_scheduler": scheduler, "renewal_mappings": [{"internal_port": 8080}]})
+    assert f"renewal_scheduler is {scheduler}, but systemd does not run this host" in output, output[-3000:]
+    assert f"so {what} would never start" in output and "renewal_scheduler_fallback: cron" in output
+    assert_nothing_would_change(proc, recap)
+
+
+@pytest.mark.parametrize("bad", ["srv/hook", "/srv/my hook", "/srv/hook\nExecStartPre=/bin/sh", "/srv/100%", ""])
+def test_a_bad_writable_path_for_the_watch_is_refused(collections_path, tmp_path, bad):
+    proc, output, recap = run_role(collections_path, tmp_path, {
+        "renewal_scheduler": "service", "renewal_mappings": [{"internal_port": 8080}],
+        "renewal_service_writable_paths": ["/srv/fine", bad]})
+    assert "renewal_service_writable_paths[1] must be an absolute path" in output, output[-3000:]
+    assert "renewal_service_writable_paths[0]" not in output
     assert_nothing_would_change(proc, recap)
 
 
