@@ -8,6 +8,7 @@ the namespaces, and the mapping really forwards a TCP connection from the WAN si
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -275,3 +276,35 @@ def test_the_job_repairs_a_restarted_upnp_only_miniupnpd(lab, tmp_path):
     listener = topo.popen(topo.hosts[0], [sys.executable, "-c", LISTENER, "8282"], stdout=subprocess.PIPE, text=True)
     assert listener.stdout.readline().strip() == "listening"
     assert wan_connect(topo, 8282) == "hello from the host"
+
+
+def test_the_watch_restores_the_mapping_when_a_upnp_only_miniupnpd_restarts(lab, tmp_path):
+    """miniupnpd multicasts ssdp:alive with a new BOOTID.UPNP.ORG when it starts: the watch on the host hears it
+    (inside the namespaces), makes the mapping again, and a connection from the WAN reaches the host."""
+    topo, daemon = lab(hosts=1, natpmp=False)
+    folder = tmp_path / "host"
+    folder.mkdir(mode=0o700)
+    log = folder / "watch.log"
+    command = [sys.executable, "-c",
+               "import sys; sys.path.insert(0, sys.argv.pop(1)); from portmap.cli import main; sys.exit(main())",
+               MODULE_UTILS, "--method", "upnp", "--ledger", str(folder / "ledger.json")]
+    made = topo.run(topo.hosts[0], command + ["map", "tcp", "8383", "--lifetime", "3600"])
+    assert made.returncode == 0, made.stderr
+    listener = topo.popen(topo.hosts[0], [sys.executable, "-c", LISTENER, "8383"], stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
+    watch = topo.popen(topo.hosts[0], command + ["watch", "--log", str(log)])
+    deadline = time.monotonic() + 10
+    while not (log.exists() and "watch: listening" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)  # the restarted gateway's uptime must be clearly less than the time since
+    daemon.restart()
+    restarted = time.monotonic()
+    while wan_connect(topo, 8383) != "hello from the host" and time.monotonic() - restarted < 8:
+        time.sleep(0.1)
+    back = time.monotonic() - restarted
+    text = log.read_text()
+    print(f"the WAN reaches the host {back:.2f} s after miniupnpd restarted\n{text}")
+    assert "ssdp:alive with BOOTID" in text and "lost its mappings" in text
+    assert back < 2.0
+    watch.send_signal(signal.SIGTERM)
+    assert watch.wait(timeout=15) == 0
