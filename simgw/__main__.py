@@ -12,7 +12,7 @@ from typing import Any, List, Optional, Tuple
 from ._codecs import wire_natpmp as wire
 from .control import control
 from .gateway import SPEAKS, SimulatedGateway
-from .igd import IGD_SERVICES, IGD_VERSIONS
+from .igd import IGD_SERVICES, IGD_VERSIONS, LEASE_POLICIES, parse_services
 from .ssdp import SSDP_MODES
 from .table import EXTERNAL_PORTS, parse_port_range
 
@@ -38,6 +38,14 @@ def _port_range(value: str) -> Tuple[int, int]:
         return parse_port_range(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _services(value: str) -> str:
+    try:
+        parse_services(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return value
 
 
 def ctl(argv: List[str]) -> int:
@@ -79,8 +87,16 @@ def parser_of() -> argparse.ArgumentParser:
                         "or none (NAT-PMP and PCP dropped: an IGD-only router with --igd)")
     parser.add_argument("--igd", choices=IGD_VERSIONS, default="off",
                         help="UPnP IGD too: off (default), v1 or v2 (InternetGatewayDevice:1 or :2), on the same table")
-    parser.add_argument("--igd-service", choices=IGD_SERVICES, default="ip",
-                        help="the IGD's connection service: ip (WANIPConnection, default) or ppp (WANPPPConnection:1)")
+    parser.add_argument("--igd-service", type=_services, default="ip", metavar="KIND[=STATUS],...",
+                        help="the IGD's WAN connection services, in order, each one of " + ", ".join(IGD_SERVICES)
+                        + " (ip: WANIPConnection, default; ppp: WANPPPConnection:1; tr064-: the same under the DSL "
+                        "Forum's TR-064 name urn:dslforum-org:service:...:1), with its own connection status after = "
+                        "(e.g. ppp=Disconnected,ip: two uplinks, the first down); a status left out follows the "
+                        "gateway's connection_status")
+    parser.add_argument("--lease-policy", choices=LEASE_POLICIES, default="any",
+                        help="UPnP leases: any (default), permanent-only (725 to a lease other than 0), no-permanent "
+                        "(402 to lease 0), permanent-only-402 (402 InvalidArgs to a lease other than 0, as some "
+                        "devices answer)")
     parser.add_argument("--http-port", type=int, default=5000, help="port of the IGD's description and control (default 5000)")
     parser.add_argument("--ssdp", choices=SSDP_MODES, default="unicast",
                         help="the IGD's SSDP responder: unicast (M-SEARCH sent to the --listen address, default), "
@@ -108,6 +124,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                    args.max_mappings, args.unsupported_version, args.announce, args.seed, args.speaks,
                                    args.uptime, args.external_ports, args.port_range, args.port_seed, args.igd, args.http_port,
                                    args.ssdp, args.ssdp_port, args.igd_service)
+        gateway.lease_policy = args.lease_policy
         gateway.bind()
     except (OSError, ValueError) as exc:
         print(f"simgw: {exc}", file=sys.stderr)

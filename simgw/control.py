@@ -96,7 +96,8 @@ class ControlChannel(StreamServer):
                       "requests": gw.requests, "replies": gw.replies}
             status.update({key: getattr(gw, key) for key in gw.settings() if key != "public_address"})
             if gw.igd is not None:
-                status.update(igd=f"v{gw.igd.version}", igd_service=gw.igd.service[0], location=gw.igd.location(),
+                status.update(igd=f"v{gw.igd.version}", igd_service=gw.igd.services[0].name,
+                              igd_services=[service.view() for service in gw.igd.services], location=gw.igd.location(),
                               ssdp=gw.igd.ssdp.mode)
             return dict(status, rules=[r.view() for r in gw.table.rules], faults=gw.faults.views())
         if name == "reboot":

@@ -98,7 +98,8 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         self.table = MappingTable(external_ports, port_range, port_seed)
         self.natpmp = NatPmp(self)
         self.pcp = Pcp(self)
-        self.lease_policy = "any"  # UPnP: permanent-only (725 for a lease), no-permanent (402 for lease 0)
+        self.lease_policy = "any"  # UPnP: permanent-only (725 for a lease), no-permanent (402 for lease 0),
+        # permanent-only-402 (402 for a lease)
         self.secure_mode = False  # UPnP: a mapping only for the asking host (718; AddAnyPortMapping 606)
         self.connection_status = "Connected"  # UPnP: what GetStatusInfo says
         if igd not in IGD_VERSIONS:

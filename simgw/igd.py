@@ -5,6 +5,12 @@ its rules: a UPnP mapping and a NAT-PMP mapping of the same external port collid
 answers follow miniupnpd 2.3.1 (Debian's build, IGDv2 unless v1 is asked for): the SOAP
 bodies, the error codes (401, 402, 501, 606, 713, 714, 716, 718, 725, 728, 733) and the
 IGDv2 lease rule (0 or over 604800 s becomes 604800 s).
+
+Shapes of routers in the field (``service``, ``--igd-service``): one or more WAN connection
+services, each the UPnP Forum's WANIPConnection or WANPPPConnection or the same under the
+DSL Forum's TR-064 name (``urn:dslforum-org:service:...:1``), each with a connection status
+of its own.  Unlike miniupnpd, a service answers only to its own service type (the
+SOAPAction header and the body's namespace), as TR-064 devices do.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .gateway import SimulatedGateway
 
 IGD_VERSIONS = ("off", "v1", "v2")
-IGD_SERVICES = ("ip", "ppp")  # WANIPConnection (of the IGD's version) or WANPPPConnection:1
+# A WAN connection service: WANIPConnection (of the IGD's version) or WANPPPConnection:1, or either under its TR-064
+# name (urn:dslforum-org:service:...:1, as Huawei HG and other DSL routers name them).  --igd-service takes a list.
+IGD_SERVICES = ("ip", "ppp", "tr064-ip", "tr064-ppp")
 CONNECTION_STATUSES = ("Connected", "Disconnected", "Connecting", "Unconfigured", "PendingDisconnect", "Disconnecting")
-LEASE_POLICIES = ("any", "permanent-only", "no-permanent")
+LEASE_POLICIES = ("any", "permanent-only", "no-permanent", "permanent-only-402")
 DESCRIPTION_PATH = "/rootDesc.xml"
 IGDV2_LEASE_MAX = 604800
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -61,8 +69,39 @@ class SoapError(Exception):
         self.description = description or ERRORS.get(code, "UPnPError")
 
 
-def _urn(kind: str, name: str, version: int) -> str:
-    return f"urn:schemas-upnp-org:{kind}:{name}:{version}"
+def _urn(kind: str, name: str, version: int, authority: str = "schemas-upnp-org") -> str:
+    return f"urn:{authority}:{kind}:{name}:{version}"
+
+
+class WanService:  # pylint: disable=too-few-public-methods
+    """One WAN connection service of the IGD: its type, control path, serviceId and its own connection status."""
+
+    def __init__(self, kind: str, igd_version: int, path: str, status: Optional[str]) -> None:
+        tr064 = kind.startswith("tr064-")
+        self.name = "WANIPConnection" if kind.endswith("ip") else "WANPPPConnection"
+        self.version = igd_version if kind == "ip" else 1
+        self.service_type = _urn("service", self.name, self.version, "dslforum-org" if tr064 else "schemas-upnp-org")
+        self.path = path
+        self.service_id = (f"urn:dslforum-org:serviceId:{self.name}1" if tr064
+                           else f"urn:upnp-org:serviceId:{self.name.replace('Connection', 'Conn')}1")
+        self.tr064 = tr064
+        self.status = status  # None: the gateway's connection_status
+
+    def view(self) -> Dict[str, Any]:
+        return {"service_type": self.service_type, "control_url": self.path, "status": self.status}
+
+
+def parse_services(text: str) -> List[Tuple[str, Optional[str]]]:
+    """``KIND[=STATUS],...`` (``--igd-service``): each WAN connection service and its own status (None: the gateway's)."""
+    services: List[Tuple[str, Optional[str]]] = []
+    for item in text.split(","):
+        kind, _eq, status = item.strip().partition("=")
+        if kind not in IGD_SERVICES:
+            raise ValueError(f"igd service must be one of {', '.join(IGD_SERVICES)} (optionally =STATUS), got {kind!r}")
+        if status and status not in CONNECTION_STATUSES:
+            raise ValueError(f"igd service status must be one of {', '.join(CONNECTION_STATUSES)}, got {status!r}")
+        services.append((kind, status or None))
+    return services
 
 
 def _public(address: str) -> bool:
@@ -93,12 +132,18 @@ class Igd(Side):
         super().__init__(gateway)
         if version not in ("v1", "v2"):
             raise ValueError(f"igd must be off, v1 or v2, got {version!r}")
-        if service not in IGD_SERVICES:
-            raise ValueError(f"igd service must be ip or ppp, got {service!r}")
         self.version = int(version[1])
-        # The connection service: (name, version, short name of its URLs, serviceId).
-        self.service = ("WANIPConnection", self.version, "IPConn", "WANIPConn1") if service == "ip" else \
-            ("WANPPPConnection", 1, "PPPConn", "WANPPPConn1")
+        # The WAN connection services, in the description's order; their control paths /ctl/IPConn, /ctl/PPPConn
+        # (then /ctl/IPConn2 ...).
+        self.services: List[WanService] = []
+        for kind, status in parse_services(service):
+            base = "/ctl/" + ("IPConn" if kind.endswith("ip") else "PPPConn")
+            taken = {s.path for s in self.services}
+            path = next(p for p in [base] + [f"{base}{n}" for n in range(2, 100)] if p not in taken)
+            self.services.append(WanService(kind, self.version, path, status))
+        # Only TR-064 services: the devices and their other services are TR-064's too (as on a Huawei HG531).
+        self.authority = "dslforum-org" if all(s.tr064 for s in self.services) else "schemas-upnp-org"
+        self.current = self.services[0]  # the service the request being answered was sent to
         self.http_port = http_port
         self.uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"simgw://{gateway.address}/igd"))[:-1] + "0"  # devices: 0, 1, 2
         self.boot_id = 1
@@ -115,9 +160,10 @@ class Igd(Side):
             "GetSpecificPortMappingEntry": self.get_specific_port_mapping_entry,
             "GetGenericPortMappingEntry": self.get_generic_port_mapping_entry,
         }
-        if self.service[1] == 2:
-            self.actions["AddAnyPortMapping"] = self.add_any_port_mapping
-            self.actions["GetListOfPortMappings"] = self.get_list_of_port_mappings
+        self.v2_actions: Dict[str, Callable[[Dict[str, str], str], List[Tuple[str, Any]]]] = {
+            "AddAnyPortMapping": self.add_any_port_mapping,
+            "GetListOfPortMappings": self.get_list_of_port_mappings,
+        }
         self.common_actions: Dict[str, Callable[[Dict[str, str], str], List[Tuple[str, Any]]]] = {
             "GetCommonLinkProperties": lambda args, client: [
                 ("NewWANAccessType", "Cable"), ("NewLayer1UpstreamMaxBitRate", 1000000000),
@@ -145,24 +191,27 @@ class Igd(Side):
     def location(self) -> str:
         return f"http://{self.gw.address}:{self.http_port}{DESCRIPTION_PATH}"
 
-    def devices(self) -> List[Tuple[str, List[str]]]:
-        """(device type, its service types), root first."""
-        v = self.version
-        return [(_urn("device", "InternetGatewayDevice", v), [_urn("service", "Layer3Forwarding", 1)]),
-                (_urn("device", "WANDevice", v), [_urn("service", "WANCommonInterfaceConfig", 1)]),
-                (_urn("device", "WANConnectionDevice", v), [_urn("service", self.service[0], self.service[1])])]
+    def devices(self) -> List[Tuple[str, List[Tuple[str, str, str]]]]:
+        """(device type, its services as (type, control path, serviceId)), root first."""
+        v, a = self.version, self.authority
+        return [(_urn("device", "InternetGatewayDevice", v if a != "dslforum-org" else 1, a),
+                 [(_urn("service", "Layer3Forwarding", 1, a), "/ctl/L3F", "L3Forwarding1")]),
+                (_urn("device", "WANDevice", v if a != "dslforum-org" else 1, a),
+                 [(_urn("service", "WANCommonInterfaceConfig", 1, a), "/ctl/CmnIfCfg", "WANCommonIFC1")]),
+                (_urn("device", "WANConnectionDevice", v if a != "dslforum-org" else 1, a),
+                 [(s.service_type, s.path, s.service_id) for s in self.services])]
 
     def search_targets(self, st: str) -> List[Tuple[str, str]]:
         """The (ST, USN) pairs that answer a search for ``st`` (a type answers any version up to ours)."""
         root = f"uuid:{self.uuid}"
         every = [("upnp:rootdevice", f"{root}::upnp:rootdevice"), (root, root)]
         for device, services in self.devices():
-            every += [(t, f"{root}::{t}") for t in [device] + services]
+            every += [(t, f"{root}::{t}") for t in [device] + [service[0] for service in services]]
         if st == "ssdp:all":
             return every
         if st in ("upnp:rootdevice", root):
             return [pair for pair in every if pair[0] == st]
-        match = re.fullmatch(r"(urn:schemas-upnp-org:(?:device|service):[A-Za-z0-9]+):([0-9]+)", st)
+        match = re.fullmatch(r"(urn:(?:schemas-upnp-org|dslforum-org):(?:device|service):[A-Za-z0-9]+):([0-9]+)", st)
         if match:
             for target, _usn in every:
                 if target.rsplit(":", 1)[0] == match.group(1) and int(match.group(2)) <= int(target.rsplit(":", 1)[1]):
@@ -171,16 +220,15 @@ class Igd(Side):
 
     def description(self) -> str:
         """The root description: IGD, WANDevice and WANConnectionDevice nested, as miniupnpd serves them."""
-        paths = {"Layer3Forwarding": ("L3F", "L3Forwarding1"), "WANCommonInterfaceConfig": ("CmnIfCfg", "WANCommonIFC1"),
-                 self.service[0]: self.service[2:]}
         xml = ""
         for depth, (device, services) in reversed(list(enumerate(self.devices()))):
             name = device.split(":")[3]
             items = ""
-            for service in services:
-                short, service_id = paths[service.split(":")[3]]
-                items += (f"<service><serviceType>{service}</serviceType><serviceId>urn:upnp-org:serviceId:{service_id}"
-                          f"</serviceId><SCPDURL>/{short}.xml</SCPDURL><controlURL>/ctl/{short}</controlURL>"
+            for service, path, service_id in services:
+                short = path.rsplit("/", 1)[1]
+                service_id = service_id if ":" in service_id else f"urn:upnp-org:serviceId:{service_id}"
+                items += (f"<service><serviceType>{service}</serviceType><serviceId>{service_id}"
+                          f"</serviceId><SCPDURL>/{short}.xml</SCPDURL><controlURL>{path}</controlURL>"
                           f"<eventSubURL>/evt/{short}</eventSubURL></service>")
             udn = self.uuid if depth == 0 else f"{self.uuid[:-1]}{depth}"
             xml = (f"<device><deviceType>{device}</deviceType><friendlyName>simgw {name}</friendlyName>"
@@ -220,13 +268,18 @@ class Igd(Side):
             return Response(404, op="get")
         if request.method != "POST":
             return Response(405, op=request.method.lower())
-        services = {f"/ctl/{self.service[2]}": (self.actions, _urn("service", self.service[0], self.service[1])),
-                    "/ctl/CmnIfCfg": (self.common_actions, _urn("service", "WANCommonInterfaceConfig", 1))}
+        services = {s.path: (dict(self.actions, **self.v2_actions) if s.version == 2 else self.actions, s.service_type, s)
+                    for s in self.services}
+        services["/ctl/CmnIfCfg"] = (self.common_actions, _urn("service", "WANCommonInterfaceConfig", 1, self.authority),
+                                     self.services[0])
         if request.path not in services:
             return Response(404, op="post")
-        actions, service = services[request.path]
+        actions, service, self.current = services[request.path]
         try:
             name, namespace, args = self._parse_soap(request)
+            spoken = request.headers.get("SOAPACTION", "").strip('"').rsplit("#", 1)[0] or namespace
+            if spoken and spoken.rsplit(":", 1)[0] != service.rsplit(":", 1)[0]:
+                raise SoapError(401, f"Invalid Action: this service is {service}")  # not its own type
         except SoapError as exc:
             return self._fault(exc, "soap")
         try:
@@ -281,12 +334,21 @@ class Igd(Side):
 
     # ------------------------------------------------------------------ actions
 
+    def _status(self) -> str:
+        """The connection status of the service asked: its own, else the gateway's."""
+        return self.current.status or self.gw.connection_status
+
+    def _connected(self) -> None:
+        """A mapping needs a connected WAN service with a public address: else 501 ActionFailed, as miniupnpd."""
+        if self._status() != "Connected" or not _public(self.gw.public_address):
+            raise SoapError(501)
+
     def get_external_ip_address(self, _args: Dict[str, str], _client: str) -> List[Tuple[str, Any]]:
         address = self.gw.public_address
-        return [("NewExternalIPAddress", address if _public(address) else "")]
+        return [("NewExternalIPAddress", address if _public(address) and self._status() == "Connected" else "")]
 
     def get_status_info(self, _args: Dict[str, str], _client: str) -> List[Tuple[str, Any]]:
-        return [("NewConnectionStatus", self.gw.connection_status), ("NewLastConnectionError", "ERROR_NONE"),
+        return [("NewConnectionStatus", self._status()), ("NewLastConnectionError", "ERROR_NONE"),
                 ("NewUptime", self.gw.epoch)]
 
     def _lease(self, args: Dict[str, str], any_port: bool) -> int:
@@ -297,6 +359,8 @@ class Igd(Side):
         policy = self.gw.lease_policy
         if policy == "permanent-only" and lease != 0:
             raise SoapError(725)
+        if policy == "permanent-only-402" and lease != 0:
+            raise SoapError(402)  # as devices in the field refuse a lease, instead of 725
         if policy == "no-permanent" and lease == 0:
             raise SoapError(402)
         if self.version == 2 or any_port:
@@ -354,8 +418,7 @@ class Igd(Side):
             raise SoapError(716)
         external = _port(args["NewExternalPort"])
         lease = self._lease(args, False)
-        if not _public(self.gw.public_address):
-            raise SoapError(501)
+        self._connected()
         if not self.gw.table.authorized(internal_client, internal):
             raise SoapError(606 if self.version == 2 else 718)
         if self._place(protocol, external, internal_client, internal, lease,
@@ -372,8 +435,7 @@ class Igd(Side):
         if text not in ("*", "") and not text.isdigit():
             raise SoapError(402)
         lease = self._lease(args, True)
-        if not _public(self.gw.public_address):
-            raise SoapError(501)
+        self._connected()
         if not self.gw.table.authorized(internal_client, internal):
             raise SoapError(606)
         table = self.gw.table

@@ -17,6 +17,12 @@ description:
   - Under UPnP IGD, which can list, it also returns the gateway's own table, RV(gateway_table), with
     every host's mappings, their internal client, description and lease left, at most 1024 entries
     read within 10 s (the result says when it was cut).
+  - Under UPnP IGD it says which WAN connection service of the IGD is used and why, RV(upnp_service).
+    Every such service of the IGDs found (an IGD may list several, one per uplink or one that is down;
+    the UPnP Forum's C(WANIPConnection) and C(WANPPPConnection) and the same under their TR-064 names,
+    C(urn:dslforum-org:service:WANIPConnection:1) and C(urn:dslforum-org:service:WANPPPConnection:1)) is
+    ranked as miniupnpc's C(UPNP_GetValidIGD) ranks them - connected with a public address, then
+    connected, then any - and the first of the best rank is used.
   - A gateway that does not answer is reported (RV(answers=false) and RV(error)), not a failure.
   - With O(stun_server), it also classifies the NAT's behaviour with STUN (RFC 8489, RFC 5780)
     and tells whether the gateway's public address is the one the Internet sees (RV(double_nat),
@@ -139,6 +145,52 @@ gateway_table:
       sample: [{"protocol": "tcp", "external_port": 8080, "internal_client": "192.168.1.20", "internal_port": 8080,
                 "description": "portmap.natpmp web1", "lease_left": 3540, "enabled": true, "remote_host": "",
                 "this_host": true}]
+upnp_service:
+  description:
+    - Under UPnP IGD, the WAN connection service in use and why it was chosen; null under PCP and NAT-PMP, and
+      when no IGD was found.
+  returned: always
+  type: dict
+  contains:
+    description_url:
+      description: The IGD's root description.
+      type: str
+      sample: http://192.168.1.1:5000/rootDesc.xml
+    device_type:
+      description: The IGD's device type.
+      type: str
+      sample: urn:schemas-upnp-org:device:InternetGatewayDevice:2
+    service_type:
+      description: The service's type, in which it is spoken to (the SOAPAction header and the body's namespace).
+      type: str
+      sample: urn:schemas-upnp-org:service:WANIPConnection:2
+    control_url:
+      description: Where its SOAP actions are sent.
+      type: str
+      sample: http://192.168.1.1:5000/ctl/IPConn
+    version:
+      description: The service's version.
+      type: int
+      sample: 2
+    why:
+      description:
+        - "Why this service: V(connected, with the public address ...), V(connected, without a public address ...),
+          V(none is connected; the first service found) or V(kept from an earlier run (no discovery)) (the ledger's,
+          used without discovery); with how many other services were ranked."
+      type: str
+      sample: "connected, with the public address 203.0.113.7"
+    candidates:
+      description:
+        - Every service discovery ranked, in the order asked; empty when the ledger's was used. Each has
+          C(description_url), C(service_type), C(control_url), C(status) (GetStatusInfo's connection status, or
+          why it is unknown), C(external_address) (asked of connected services only) and C(rank) (1 connected
+          with a public address, 2 connected, 3 any).
+      type: list
+      elements: dict
+      sample: [{"description_url": "http://192.168.1.1:2828/gateway_description.xml",
+                "service_type": "urn:schemas-upnp-org:service:WANIPConnection:1",
+                "control_url": "http://192.168.1.1:2828/upnp/control/wanipconn-1", "status": "Disconnected",
+                "external_address": "", "rank": 3}]
 public_address:
   description:
     - The gateway's public IPv4 address (NAT-PMP tells it; over PCP only a mapping does, so

@@ -18,9 +18,16 @@ description:
     router's pages, lost in a restart) is made again and reported as a change, and O(state=absent)
     also removes a mapping of this host that the ledger does not record (matched by protocol,
     external port and this host's address; never another host's).
-  - A UPnP IGD that takes permanent leases only (error 725) gets the mapping with lease 0; it is
-    returned with RV(mappings[].lifetime=0) and RV(mappings[].permanent=true), and the task warns
-    that it stays until deleted.
+  - A UPnP IGD that takes permanent leases only (error 725 OnlyPermanentLeasesSupported, or 402
+    InvalidArgs to a lease above 0, as devices in the field answer) is asked once more with lease 0;
+    under IGDv1 the mapping is returned with RV(mappings[].lifetime=0) and
+    RV(mappings[].permanent=true), the task warns that it stays until deleted, and the renewal job
+    checks at every run that it is still there. When lease 0 is refused too, the error names both answers.
+  - Under UPnP IGD the WAN connection services named as TR-064 names them
+    (C(urn:dslforum-org:service:WANIPConnection:1), C(urn:dslforum-org:service:WANPPPConnection:1)) are
+    found and spoken to like the UPnP Forum's, each in its own service type; of several in one IGD,
+    the first one connected with a public address is used
+    (RV(portmap.natpmp.natpmp_info#module:upnp_service) says which and why).
   - A mapping made with one protocol and found speaking the other at a later run (with
     O(method=auto)) is deleted with its own protocol and made again with the new one;
     that run reports a change.
@@ -237,7 +244,7 @@ mappings:
       type: int
       sample: 7200
     permanent:
-      description: UPnP IGD only - the gateway takes permanent leases only; the mapping stays until deleted.
+      description: UPnP IGD only - the gateway takes permanent leases only (725, or 402 to a lease); the mapping stays until deleted.
       type: bool
       sample: false
     internal_client:

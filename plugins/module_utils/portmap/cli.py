@@ -481,6 +481,9 @@ def dispatch(args: Args) -> int:
             f"(gateway {facts['gateway']}, {'uptime' if facts['method'] == 'upnp' else 'epoch'} {facts['epoch']}, "
             f"speaks {', '.join(m for m in ('pcp', 'natpmp', 'upnp') if facts['speaks'][m] is True)}; "
             f"using {facts['method']})")
+        service = facts.get("upnp_service")
+        if service:
+            say(f"UPnP IGD service {service['service_type']} at {service['control_url']}: {service['why']}")
         return EXIT_OK
     if args.command == "table":
         return _table(args, Manager(ledger, make_client()).info())

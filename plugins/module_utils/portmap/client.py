@@ -550,6 +550,11 @@ class Client:
                 "service_type": found.service.service_type, "control_url": found.service.control_url,
                 "version": found.service.version}
 
+    def upnp_choice(self) -> Optional[Dict[str, Any]]:
+        """Which WAN connection service of the IGD is in use and why (``IgdSession.choice()``), or None when UPnP
+        IGD is not in use or no IGD was found."""
+        return self.upnp.choice() if self.upnp is not None else None
+
     def _igd(self) -> Any:
         if self.upnp is None:
             raise PortmapError(f"not a UPnP IGD client (method {self.requested_method})")

@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # for annotations only: importing typing slows the command's 
     from typing import Any, Callable, Dict, List, Optional, Sequence
 
 PROTOCOL_CHOICES = PROTOCOLS + ("both",)
-PERMANENT = ("gateway {gateway} takes permanent leases only (UPnP IGD error 725): {what} stays mapped until it is "
-             "deleted (state: absent); the renewal job checks at every run that it is still there")
+PERMANENT = ("gateway {gateway} takes permanent leases only (UPnP IGD error 725, or 402 to a lease): {what} stays "
+             "mapped until it is deleted (state: absent); the renewal job checks at every run that it is still there")
 TABLE_LIMIT, TABLE_SECONDS = 1024, 10.0  # natpmp_info's listing of a UPnP IGD's table
 
 
@@ -474,6 +474,7 @@ class Manager:
             "error": None if speaks else "; ".join(errors),
             "mappings": [describe(e, now) for e in data.entries],
             "gateway_table": self._table() if speaks and table else None,
+            "upnp_service": self.client.upnp_choice(),
         }
         transport = self.client.transport
         return dict(facts, **nat_facts(facts["public_address"], stun_server, transport.timeout, transport.source_address))

@@ -5,9 +5,13 @@
 Discovery searches by SSDP (unicast to a known gateway's port 1900, the group only
 when no gateway was given) or takes the description URL (``upnp_url``).  Anything on
 the LAN can answer a search: only descriptions and control URLs on the gateway's own
-address are used.  Of the IGDs found, the one whose GetStatusInfo says Connected is
-taken.  Every public operation runs within one deadline of ``timeout`` seconds,
-discovery included when it has not happened yet.
+address are used.  Every WAN connection service of the IGDs found (an IGD may list
+several: one per uplink, or one that is down) is ranked as miniupnpc's
+``UPNP_GetValidIGD`` ranks them: connected (GetStatusInfo says Connected or Up) with a
+public address (GetExternalIPAddress), then connected, then any; the first of the best
+rank is used, and ``choice()`` says which and why.  Other IGDs are heard out only when
+no service found is connected.  Every public operation runs within one deadline of
+``timeout`` seconds, discovery included when it has not happened yet.
 
 The internal client of a mapping is the local address of the connection that reaches
 the gateway (or ``source_address``).  GetStatusInfo's uptime is UPnP's epoch: a
@@ -36,6 +40,11 @@ METHOD = wire_upnp.METHOD
 DEFAULT_TIMEOUT = 3.0
 NO_PUBLIC_ADDRESS = "the gateway has no public address: is there a second NAT upstream?"
 _CONTENT_TYPE = ("Content-Type", 'text/xml; charset="utf-8"')
+CONNECTED = ("Connected", "Up")  # GetStatusInfo's words for a connection that is up (miniupnpc takes "Up" too)
+CONNECTED_PUBLIC, CONNECTED_ONLY, ANY = 1, 2, 3  # the ranks of a WAN connection service, best first
+WHY = {CONNECTED_PUBLIC: "connected, with the public address {address}",
+       CONNECTED_ONLY: "connected, without a public address (it reports {address!r})",
+       ANY: "none is connected; the first service found"}
 
 
 @functools.lru_cache(maxsize=16)
@@ -44,6 +53,23 @@ def is_public(address: str) -> bool:
         return ipaddress.IPv4Address(address).is_global
     except ValueError:
         return False
+
+
+@record_class(frozen=True)
+class Candidate:
+    """A WAN connection service discovery looked at: what it answered and its rank (``CONNECTED_PUBLIC`` best)."""
+
+    description: wire_upnp.Description  # with ``service`` the one looked at
+    status: Optional[wire_upnp.StatusInfo]  # None when GetStatusInfo failed (``problem`` says how)
+    external_address: str
+    rank: int
+    problem: str = ""
+
+    def view(self) -> dict:
+        return {"description_url": self.description.url, "service_type": self.description.service.service_type,
+                "control_url": self.description.service.control_url,
+                "status": self.status.status if self.status is not None else f"unknown ({self.problem})",
+                "external_address": self.external_address, "rank": self.rank}
 
 
 @record_class(frozen=True)
@@ -85,6 +111,8 @@ class IgdSession:
         self.internal_client: Optional[str] = source_address
         self.tried: List[str] = []  # description URLs tried, for error messages
         self.resumed = False  # the IGD is the one kept from an earlier run (``resume``)
+        self.candidates: List[Candidate] = []  # the services discovery ranked, in the order asked
+        self.chosen: Optional[Candidate] = None
         self._clock = clock
         self._datagrams_factory = datagrams_factory
         self._http = Http(gateway, clock=clock, stream_factory=stream_factory, source_address=source_address)
@@ -140,37 +168,84 @@ class IgdSession:
     # ------------------------------------------------------------------ discovery
 
     def discover(self, deadline: Optional[float] = None) -> wire_upnp.Description:
-        """The IGD to talk to (found once per session): its description and status."""
+        """The IGD service to talk to (found once per session): its description and status.
+
+        Every WAN connection service of each IGD found is ranked (module docstring); a
+        connected one with a public address ends the ranking.  When the deadline comes in
+        the middle, the best service ranked so far is used.
+        """
         if self.description is not None:
             return self.description
         deadline = self.deadline() if deadline is None else deadline
         locations = [self.upnp_url] if self.upnp_url else self._search(deadline, first=True)
-        fallback: Optional[Tuple[wire_upnp.Description, Optional[wire_upnp.StatusInfo]]] = None
         problems: List[str] = []
-        for last in (bool(self.upnp_url), True):
-            for location in locations:
-                found = self._fetch(location, deadline, problems)
-                if found is None:
-                    continue
-                self.description = found
-                try:
-                    status: Optional[wire_upnp.StatusInfo] = self._status(deadline)
-                except UpnpFault:
-                    status = None
-                if status is not None and status.status == "Connected":
-                    return found
-                fallback = fallback or (found, status)
-                self.description = None
-            if last:
-                break
-            # The first IGD that answered is not usable or not connected: hear the others out.
-            locations = [loc for loc in self._search(self._clock() + (deadline - self._clock()) / 2, first=False)
-                         if loc not in self.tried]
-        if fallback is not None:
-            self.description, self.status = fallback
-            return self.description
+        try:
+            for last in (bool(self.upnp_url), True):
+                for location in locations:
+                    found = self._fetch(location, deadline, problems)
+                    if found is not None and self._rank(found, deadline) == CONNECTED_PUBLIC:
+                        return self._choose()
+                if last or any(c.rank < ANY for c in self.candidates):
+                    break
+                # No service of the IGDs that answered is connected: hear the others out.
+                locations = [loc for loc in self._search(self._clock() + (deadline - self._clock()) / 2, first=False)
+                             if loc not in self.tried]
+        except GatewayTimeout:
+            if not self.candidates:
+                raise
+        if self.candidates:
+            return self._choose()
         detail = "; ".join(problems) or "no other IGD answered the search"
         raise PortmapError(f"no usable UPnP IGD on gateway {self.gateway}: {detail}")
+
+    def _rank(self, found: wire_upnp.Description, deadline: float) -> int:
+        """Rank each of ``found``'s services (``candidates``) until one is connected with a public address; the best rank."""
+        best = ANY
+        for service in found.services or (found.service,):
+            looked_at = self.description = wire_upnp.Description(found.url, found.device_type, service, found.services)
+            status: Optional[wire_upnp.StatusInfo] = None
+            address, rank, problem = "", ANY, ""
+            try:
+                status = wire_upnp.status_info(self._call(wire_upnp.get_status_info(), deadline))
+                if status.status in CONNECTED:
+                    rank = CONNECTED_ONLY
+                    address = self._call(wire_upnp.get_external_ip_address(), deadline).get("NewExternalIPAddress", "")
+                    rank = CONNECTED_PUBLIC if is_public(address) else CONNECTED_ONLY
+            except GatewayTimeout:
+                raise  # the deadline: ``discover`` takes the best ranked so far
+            except PortmapError as exc:  # a fault, a broken answer, a control URL that does not answer
+                problem = str(exc)
+            finally:
+                self.description = None
+            self.candidates.append(Candidate(looked_at, status, address[:60], rank, problem))
+            best = min(best, rank)
+            if rank == CONNECTED_PUBLIC:
+                break
+        return best
+
+    def _choose(self) -> wire_upnp.Description:
+        """The first candidate of the best rank becomes the service in use; its GetStatusInfo is the session's."""
+        self.chosen = min(self.candidates, key=lambda candidate: candidate.rank)
+        self.description = self.chosen.description
+        if self.chosen.status is not None:
+            self._observe(self.chosen.status)
+        return self.description
+
+    def choice(self) -> Optional[dict]:
+        """The service in use and why (for natpmp_info): ``candidates`` are the services ranked, in the order asked."""
+        if self.description is None:
+            return None
+        service = self.description.service
+        if self.chosen is None:
+            why = "kept from an earlier run (no discovery)" if self.resumed else "the only one"
+        else:
+            why = WHY[self.chosen.rank].format(address=self.chosen.external_address)
+            others = len(self.candidates) - 1
+            if others:
+                why += f"; {others} other service(s) ranked (1: connected with a public address, 2: connected, 3: any)"
+        return {"description_url": self.description.url, "device_type": self.description.device_type,
+                "service_type": service.service_type, "control_url": service.control_url, "version": service.version,
+                "why": why, "candidates": [candidate.view() for candidate in self.candidates]}
 
     def _fetch(self, location: str, deadline: float, problems: List[str]) -> Optional[wire_upnp.Description]:
         self.tried.append(location)
@@ -178,14 +253,27 @@ class IgdSession:
             response = self._http.request("GET", location, deadline, what="description")
             if response.status != 200:
                 raise UpnpProtocolError(f"HTTP {response.status} for the description at {location}")
-            found = wire_upnp.parse_description(response.body, location)
-            self._http.check(found.service.control_url)
+            found = self._on_gateway(wire_upnp.parse_description(response.body, location))
         except GatewayTimeout:
             raise
         except PortmapError as exc:
             problems.append(str(exc))
             return None
         return found
+
+    def _on_gateway(self, found: wire_upnp.Description) -> wire_upnp.Description:
+        """``found`` with only the services whose control URL is on the gateway's address (UpnpProtocolError: none)."""
+        usable, refused = [], None
+        for service in found.services or (found.service,):
+            try:
+                self._http.check(service.control_url)
+            except UpnpProtocolError as exc:
+                refused = refused or exc
+                continue
+            usable.append(service)
+        if refused is not None and not usable:
+            raise refused
+        return wire_upnp.Description(found.url, found.device_type, usable[0], tuple(usable))
 
     def _search(self, deadline: float, first: bool) -> List[str]:
         gateway = None if self.multicast else self.gateway
@@ -216,7 +304,9 @@ class IgdSession:
     # ------------------------------------------------------------------ actions
 
     def _status(self, deadline: float) -> wire_upnp.StatusInfo:
-        status = wire_upnp.status_info(self._call(wire_upnp.get_status_info(), deadline))
+        return self._observe(wire_upnp.status_info(self._call(wire_upnp.get_status_info(), deadline)))
+
+    def _observe(self, status: wire_upnp.StatusInfo) -> wire_upnp.StatusInfo:
         if self.uptime is not None and status.uptime < self.uptime:
             self.rebooted = True
         self.uptime = status.uptime
@@ -254,10 +344,11 @@ class IgdSession:
             exact: bool = False) -> Granted:
         """AddPortMapping for this host; ``external_port`` is a suggestion unless ``exact``.
 
-        725 OnlyPermanentLeasesSupported: the mapping is made with lease 0, reported
-        permanent.  718 on a suggested port: AddAnyPortMapping (IGDv2) or the following
-        ports (IGDv1), within the deadline.  501 from a gateway without a public
-        address: NoPublicAddress.
+        725 OnlyPermanentLeasesSupported, or 402 InvalidArgs to a lease above 0: the mapping
+        is asked once more with lease 0, reported permanent (IGDv1; IGDv2 holds lease 0 for
+        604800 s); when that is refused too, the error names both answers.  718 on a
+        suggested port: AddAnyPortMapping (IGDv2) or the following ports (IGDv1), within the
+        deadline.  501 from a gateway without a public address: NoPublicAddress.
         """
         deadline = self.deadline()
         self.discover(deadline)
@@ -296,16 +387,18 @@ class IgdSession:
         action = wire_upnp.add_port_mapping(protocol, port, internal_port, client, lease, description, any_port)
         try:
             values = self._call(action, deadline, what)
-        except UpnpOnlyPermanentLeases:
-            # Lease 0: permanent under IGDv1; IGDv2 reads it as its cap of 604800 s, which is what it then holds.
+        except (UpnpOnlyPermanentLeases, UpnpInvalidArgs) as refused:
+            if lease == 0:
+                raise
+            # 725 OnlyPermanentLeasesSupported, or 402 InvalidArgs as devices in the field answer a lease they refuse:
+            # asked once more with lease 0.  That is permanent under IGDv1; IGDv2 reads it as its cap of 604800 s.
             lease, permanent = (wire_upnp.IGDV2_LEASE_CAP, False) if self.version >= 2 else (0, True)
             action = wire_upnp.add_port_mapping(protocol, port, internal_port, client, 0, description, any_port)
             try:
                 values = self._call(action, deadline, what)
-            except UpnpInvalidArgs as refused:
-                raise UpnpInvalidArgs(402, refused.name, f"UPnP IGD at {self.where} refuses lease {lifetime} "
-                                      "(OnlyPermanentLeasesSupported) and lease 0 (InvalidArgs) for "
-                                      f"{port}/{protocol}") from None
+            except UpnpFault as again:
+                raise wire_upnp.fault_error(again.code, f"UPnP IGD at {self.where} refuses lease {lifetime} "
+                                            f"({refused.name}) and lease 0 ({again.name}) for {port}/{protocol}") from None
         granted_port = wire_upnp.reserved_port(values) if any_port else port
         return Granted(protocol, granted_port, internal_port, client, lease, permanent, description)
 

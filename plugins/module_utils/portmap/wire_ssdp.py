@@ -25,7 +25,12 @@ IGD_V1 = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
 WANIP_V2 = "urn:schemas-upnp-org:service:WANIPConnection:2"
 WANIP_V1 = "urn:schemas-upnp-org:service:WANIPConnection:1"
 WANPPP_V1 = "urn:schemas-upnp-org:service:WANPPPConnection:1"
-SEARCH_TARGETS = (IGD_V2, IGD_V1, WANIP_V2, WANIP_V1, WANPPP_V1)  # all sent at once, v2 first
+# The same under the DSL Forum's TR-064 names, as some ISP routers announce them.
+TR064_IGD = "urn:dslforum-org:device:InternetGatewayDevice:1"
+TR064_WANIP = "urn:dslforum-org:service:WANIPConnection:1"
+TR064_WANPPP = "urn:dslforum-org:service:WANPPPConnection:1"
+SEARCH_TARGETS = (IGD_V2, IGD_V1, WANIP_V2, WANIP_V1, WANPPP_V1,
+                  TR064_IGD, TR064_WANIP, TR064_WANPPP)  # all sent at once, v2 first, the forum's before TR-064's
 
 
 @record_class(frozen=True)

@@ -36,7 +36,10 @@ MAX_DOCUMENT = 64 * 1024
 SOAP_ENVELOPE = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_ENCODING = "http://schemas.xmlsoap.org/soap/encoding/"
 CONTROL_NS = "urn:schemas-upnp-org:control-1-0"
-SERVICE_PREFIXES = ("urn:schemas-upnp-org:service:WANIPConnection:", "urn:schemas-upnp-org:service:WANPPPConnection:")
+# The WAN connection services: the UPnP Forum's, and the same under the DSL Forum's TR-064 names, which some ISP
+# routers (Huawei HG, AVM and others) give them; the actions are the same.  Each is spoken to in its own type.
+SERVICE_PREFIXES = ("urn:schemas-upnp-org:service:WANIPConnection:", "urn:schemas-upnp-org:service:WANPPPConnection:",
+                    "urn:dslforum-org:service:WANIPConnection:", "urn:dslforum-org:service:WANPPPConnection:")
 IGDV2_LEASE_CAP = 604800  # WANIPConnection:2: a lease of 0 or above a week becomes a week
 
 # WANIPConnection:2 section 2.5 (and UDA 1.1 section 3.2.2 for 402 and 501).
@@ -88,7 +91,7 @@ _PLAIN_RESPONSE = re.compile(
     + rb'"(?: (?P=e):encodingStyle="[\x20\x21\x23-\x25\x27-\x3b\x3d-\x7e]{0,200}")?>' + _S
     + rb"<(?P=e):Body>" + _S
     + rb"<(?P<u>" + _PREFIX + rb"):(?P<action>[A-Za-z]{1,64})Response"
-    + rb' xmlns:(?P=u)="urn:schemas-upnp-org:service:[A-Za-z0-9:.\-]{1,100}"'
+    + rb' xmlns:(?P=u)="urn:(?:schemas-upnp-org|dslforum-org):service:[A-Za-z0-9:.\-]{1,100}"'
     + rb"(?:/>|>" + _S + rb"(?P<arguments>(?:<(?P<n>[A-Za-z][A-Za-z0-9_]{0,63})>"
     + rb"[\t\n\x20-\x25\x27-\x3b\x3d\x3f-\x7e]*</(?P=n)>" + _S + rb")*)"
     + rb"</(?P=u):(?P=action)Response>)" + _S
@@ -107,9 +110,13 @@ class Service:
 
 @record_class(frozen=True)
 class Description:
+    """A root description: its URL, its device type, the service in use, and every WAN connection service in it
+    (``services``, in order of preference: IGD version, WANIPConnection before WANPPPConnection, document order)."""
+
     url: str
     device_type: str
     service: Service
+    services: Tuple[Service, ...] = ()
 
 
 @record_class(frozen=True)
@@ -175,10 +182,12 @@ def _service_version(service_type: str) -> int:
 
 
 def parse_description(data: bytes, url: str) -> Description:
-    """The root description's WANIPConnection (v2 first) or WANPPPConnection service.
+    """The root description's WANIPConnection and WANPPPConnection services (``SERVICE_PREFIXES``), every one of them.
 
-    Its controlURL is resolved against URLBase, or against ``url`` (where the
-    description came from) when it has none.
+    ``service`` is the first in order of preference (v2 first, WANIPConnection before
+    WANPPPConnection, then document order); which one is used is the session's choice.  Each
+    controlURL is resolved against URLBase, or against ``url`` (where the description came
+    from) when it has none.
     """
     root = parse_document(data)
     if _local(root.tag) != "root":
@@ -209,7 +218,8 @@ def parse_description(data: bytes, url: str) -> Description:
         raise errors.MalformedPacket(f"UPnP description at {url} has no WANIPConnection or WANPPPConnection service")
     found.sort(key=lambda item: (item[0], item[1]))
     top = [child for child in root if _local(child.tag) == "device"]
-    return Description(url, _child_text(top[0], "deviceType") if top else "", found[0][2])
+    services = tuple(item[2] for item in found)
+    return Description(url, _child_text(top[0], "deviceType") if top else "", services[0], services)
 
 
 # ------------------------------------------------------------------ SOAP

@@ -38,7 +38,7 @@ def test_unicast_discovery_sends_every_target_at_once_and_stops_at_the_first_ans
     assert {address for _data, address in igd.searches} == {(GATEWAY, 1900)}  # never the group
     assert all(b"HOST: 192.0.2.1:1900" in d for d, _address in igd.searches)
     assert found.service.control_url == f"http://{GATEWAY}:5000/ctl/IPConn"
-    assert igd.actions() == ["GET /rootDesc.xml", "GetStatusInfo"]
+    assert igd.actions() == ["GET /rootDesc.xml", "GetStatusInfo", "GetExternalIPAddress"]  # connected: its address?
     assert (s.status.status, s.uptime, s.internal_client) == ("Connected", 0, LOCAL)
     assert igd.clock.now - start < 0.1
 
@@ -107,6 +107,9 @@ def test_the_connected_igd_is_picked():
     s = session(igd)
     assert s.discover().service.control_url == "http://192.0.2.1:5001/ctl/IPConn"
     assert s.status.status == "Connected"
+    # Across IGDs as across services: the disconnected one was ranked too (rank 3), the connected one won (rank 1).
+    assert [(c["description_url"], c["rank"]) for c in s.choice()["candidates"]] == [
+        (f"http://{GATEWAY}:5000/rootDesc.xml", 3), (f"http://{GATEWAY}:5001/rootDesc.xml", 1)]
 
 
 def test_a_lone_disconnected_igd_is_still_used():

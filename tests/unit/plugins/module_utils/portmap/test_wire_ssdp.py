@@ -20,11 +20,12 @@ def test_unicast_msearch_names_the_gateway_and_has_no_mx():
     assert data.endswith(b"ST: urn:schemas-upnp-org:service:WANIPConnection:1\r\n\r\n")
 
 
-def test_the_five_search_targets_v2_first():
+def test_the_eight_search_targets_v2_first_tr064_last():
     assert wire_ssdp.SEARCH_TARGETS == (
         "urn:schemas-upnp-org:device:InternetGatewayDevice:2", "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
         "urn:schemas-upnp-org:service:WANIPConnection:2", "urn:schemas-upnp-org:service:WANIPConnection:1",
-        "urn:schemas-upnp-org:service:WANPPPConnection:1")
+        "urn:schemas-upnp-org:service:WANPPPConnection:1", "urn:dslforum-org:device:InternetGatewayDevice:1",
+        "urn:dslforum-org:service:WANIPConnection:1", "urn:dslforum-org:service:WANPPPConnection:1")
 
 
 @pytest.mark.parametrize("bad", ["a\r\nb", ""])
