@@ -43,8 +43,10 @@ options:
       - UPnP IGD only. The IGD's description URL, for example C(http://192.168.1.1:5000/rootDesc.xml),
         instead of finding it with SSDP. It must be plain C(http) on the gateway's address;
         without O(gateway) it names the gateway.
-      - By default the IGD is found with SSDP (unicast to the gateway, or multicast on the LAN
-        when no gateway is known), or taken from the ledger, where an earlier run kept it.
+      - By default the IGD is found with SSDP, or taken from the ledger, where an earlier run kept
+        it. The gateway (O(gateway), else the default route's router) is asked with a unicast
+        M-SEARCH; only when O(gateway) is not given and the router does not answer within half of
+        O(timeout) is the search multicast on the LAN.
     type: str
   description:
     description:
@@ -67,8 +69,10 @@ options:
         NAT-PMP nor PCP can list them), with each PCP mapping's nonce and what UPnP discovery
         found. Its format is specified in the collection's README.
       - When not given, C(/var/lib/portmap-natpmp/ledger.json); that folder is created with
-        mode C(0755) when missing.
-      - The folder of a path given here must exist.
+        mode C(0755) when missing, by a run that may change something. In check mode and by
+        M(portmap.natpmp.natpmp_info) it is not created, and while it is missing the ledger reads
+        as empty.
+      - The folder of another path given here must exist.
     type: path
 requirements:
   - Python 3.8 or newer on the managed host; nothing outside the standard library.

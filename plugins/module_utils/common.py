@@ -4,17 +4,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Dict
 
 from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.client import Client
 from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.errors import InputError, PortmapError
-from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.ledger import Ledger
-from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.lock import ProcessLock
-from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.manage import (
-    ApplyError,
-    prepare_ledger_path,
-)
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.ledger import open_ledger
+from ansible_collections.portmap.natpmp.plugins.module_utils.portmap.manage import ApplyError
 
 COMMON_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "gateway": {"type": "str"},
@@ -30,23 +25,21 @@ COMMON_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 def open_ledger_and_client(module: Any, create_folder: bool = True) -> Any:
     """The ledger and a client, from the common options; no packet is sent.
 
-    ``create_folder`` False (read-only modules): a missing default folder is no ledger,
-    and the client then serializes its requests within this process only.
+    ``create_folder`` False (natpmp_info, check mode): a missing default folder is an empty
+    ledger and is not made; the client then serializes its requests within this process only.
     """
     params = module.params
     if params["timeout"] <= 0:
         raise InputError(f"timeout must be a positive number of seconds, got {params['timeout']}")
-    path = prepare_ledger_path(params["ledger_path"], create_folder)
-    ledger = Ledger(path)
+    ledger = open_ledger(params["ledger_path"], create_folder)
     ledger.load()  # a ledger that cannot be read fails here, before any request
-    lock = ledger.lock if os.path.isdir(ledger.folder) else ProcessLock()
     if params["upnp_url"] and params["method"] not in ("auto", "upnp"):
         raise InputError(f"upnp_url is for method upnp (or auto), not {params['method']}")
     client = Client(  # validates the gateway (or finds it); sends nothing
         params["gateway"],
         timeout=params["timeout"],
         source_address=params["source_address"],
-        lock=lock,
+        lock=ledger.lock,
         method=params["method"],
         upnp_url=params["upnp_url"],
         description=params["description"],

@@ -14,9 +14,10 @@ description:
     that one's), and reports its public address, its epoch (under UPnP IGD, its uptime), which of the
     three it speaks, and the mappings the host's ledger records, with the time each has left and
     the result of its last renewal.
-  - Under UPnP IGD, which can list, it also returns the gateway's own table, RV(gateway_table), with
-    every host's mappings, their internal client, description and lease left, at most 1024 entries
-    read within 10 s (the result says when it was cut).
+  - Where the gateway speaks UPnP IGD, which can list (also next to PCP or NAT-PMP, when its IGD
+    answered the search), it also returns the gateway's own table, RV(gateway_table), with every
+    host's mappings, their internal client, description and lease left, at most 1024 entries read
+    within 10 s (the result says when it was cut).
   - Under UPnP IGD it says which WAN connection service of the IGD is used and why, RV(upnp_service).
     Every such service of the IGDs found (an IGD may list several, one per uplink or one that is down;
     the UPnP Forum's C(WANIPConnection) and C(WANPPPConnection) and the same under their TR-064 names,
@@ -122,12 +123,13 @@ speaks:
       sample: false
 gateway_table:
   description:
-    - The gateway's own table, where its protocol can list it (UPnP IGD); null when the gateway did not answer.
+    - The gateway's own table, read over UPnP IGD where the gateway speaks it (whatever O(method) chose
+      for mappings); null when the gateway did not answer.
   returned: always
   type: dict
   contains:
     listed:
-      description: Whether the table was read (false for NAT-PMP and PCP, which cannot list).
+      description: Whether the table was read (false when no protocol the gateway speaks can list; NAT-PMP and PCP cannot).
       type: bool
       sample: true
     why:

@@ -207,7 +207,7 @@ recorded:
       type: str
       sample: 203.0.113.7
     epoch:
-      description: The last epoch recorded for the gateway, or null.
+      description: The last epoch recorded for the gateway before this run, or null (a ledger with no mapping on it).
       type: int
       sample: 86000
 gateway_rebooted:

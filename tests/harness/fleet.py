@@ -113,13 +113,15 @@ class Fleet:
 
     # ------------------------------------------------------------------ create
 
-    def create(self, sites: List[List[str]], python: str = sys.executable, systemd: Sequence[str] = ()) -> None:
+    def create(self, sites: List[List[str]], python: str = sys.executable, systemd: Sequence[str] = (),
+               empty: Sequence[str] = ()) -> None:
         """``sites``: one [gateway, host, ...] per gateway, each in a sealed topology of its own;
-        the hosts of ``systemd`` look run by systemd (see the module's docstring)."""
+        the hosts of ``systemd`` look run by systemd (see the module's docstring); the folders of
+        ``empty`` (of OVERLAID) start empty in every host's view (a tmpfs instead of an overlay)."""
         if self.state:
             self.destroy()
         self.state = {"sites": [], "hosts": {}, "pids": [], "mounts": [], "fingerprint": fingerprint(),
-                      "python": python}
+                      "python": python, "empty": list(empty)}
         self.save()  # recorded before anything exists, so destroy always knows what to remove
         try:
             for index, (gateway, *names) in enumerate(sites):
@@ -157,6 +159,9 @@ class Fleet:
         self.save()
         script = ["set -e"]
         for path in OVERLAID:
+            if path in self.state.get("empty", ()):
+                script.append(f"mount -t tmpfs -o mode=0755 tmpfs {path}")
+                continue
             upper = os.path.join(folder, "overlay", path.strip("/").replace("/", "_"))
             script.append(f"mkdir -p {upper}/up {upper}/work")
             script.append(f"mount -t overlay overlay -o lowerdir={path},upperdir={upper}/up,workdir={upper}/work {path}")

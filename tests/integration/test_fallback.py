@@ -124,3 +124,34 @@ def test_no_memory_across_runs(speaking, tmp_path):
     gateway.ctl({"cmd": "set", "speaks": "both"})  # the gateway learnt PCP
     second = Client(gateway.address, method="auto", lock_path=str(tmp_path / "lock"), epoch=first.epoch)
     assert second.public_address().method == "pcp"
+
+
+@pytest.mark.parametrize("port_5351, method, within", [
+    ("dropped", "upnp", (UPNP_GRACE, UPNP_GRACE + 0.15)),  # PCP and NAT-PMP heard out for UPnP's wait
+    ("unreachable", "upnp", (0, 0.1)),  # ICMP port unreachable: refused at once
+    ("pcp", "pcp", (0, 0.1)),  # the gateway learnt PCP: spoken to in PCP, at its answer
+])
+def test_auto_with_a_kept_igd_asks_pcp_and_natpmp_first(loopback_address, tmp_path, port_5351, method, within):
+    """The IGD kept in the ledger stands in for the SSDP search: it is used, with no search, only when
+    neither PCP nor NAT-PMP answers within UPnP's wait (README: the kept-IGD figures)."""
+    with SimulatedGateway(address=loopback_address, port=5352 if port_5351 == "unreachable" else 5351,
+                          control_path=str(tmp_path / "gw.sock"), igd="v2", speaks="none") as gateway:
+        found = Client(gateway.address, method="upnp", timeout=TIMEOUT, lock_path=str(tmp_path / "lock"))
+        found.public_address()
+        kept = found.upnp_record()
+        if port_5351 == "pcp":
+            gateway.ctl({"cmd": "set", "speaks": "both"})
+        gateway.ctl({"cmd": "clear_log"})
+        client = Client(gateway.address, method="auto", timeout=TIMEOUT, lock_path=str(tmp_path / "lock"))
+        client.resume("upnp", kept)
+        start = time.monotonic()
+        answer = client.public_address()
+        wall = time.monotonic() - start
+        print(f"auto with a kept IGD, port 5351 {port_5351}: {answer.method} after {wall:.3f} s "
+              f"(chosen after {client.detection.chosen_after:.3f} s)")
+        assert answer.method == method == client.method
+        assert within[0] <= client.detection.chosen_after < within[1]
+        assert wall < within[1] + 0.1
+        assert [e for e in gateway.ctl({"cmd": "log"})["log"] if e.get("method") == "ssdp"] == []  # no search
+        if method == "upnp":
+            assert answer.address == "11.22.33.2"

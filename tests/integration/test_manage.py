@@ -12,7 +12,7 @@ import json
 import pytest
 
 from portmap.client import Client
-from portmap import manage
+from portmap import ledger as ledger_module, manage
 from portmap.errors import InputError
 from portmap.manage import ApplyError, Desired
 from tests.harness.faces import WANT, manager
@@ -107,13 +107,13 @@ def test_normalize_names_fields_and_refuses_duplicates():
 
 def test_default_ledger_folder_created_0755_and_given_folder_must_exist(tmp_path, monkeypatch):
     default = tmp_path / "var" / "lib" / "portmap-natpmp" / "ledger.json"
-    monkeypatch.setattr(manage, "DEFAULT_PATH", str(default))
-    assert manage.prepare_ledger_path(None, create_folder=False) == str(default)
+    monkeypatch.setattr(ledger_module, "DEFAULT_PATH", str(default))
+    assert ledger_module.prepare_ledger_path(None, create_folder=False) == str(default)
     assert not default.parent.exists()
-    assert manage.prepare_ledger_path(None) == str(default)
+    assert ledger_module.prepare_ledger_path(None) == str(default)
     assert oct(default.parent.stat().st_mode & 0o777) == "0o755"
-    with pytest.raises(manage.LedgerError, match="does not exist"):
-        manage.prepare_ledger_path(str(tmp_path / "missing" / "ledger.json"))
+    with pytest.raises(ledger_module.LedgerError, match="does not exist"):
+        ledger_module.prepare_ledger_path(str(tmp_path / "missing" / "ledger.json"))
 
 
 # ------------------------------------------------------------------ PCP and the fallback

@@ -306,3 +306,19 @@ def test_the_on_change_hook_hears_of_a_new_public_address_after_a_reboot(lab):
     assert sorted(told.read_text().splitlines()[2:]) == ["tcp 11.22.33.99 11.22.33.2", "udp 11.22.33.99 11.22.33.2"]
     assert lab.log(0).count("on-change hook /bin/sh ran") == 4
     assert lab.stop_watch(0) == 0
+
+
+def test_without_a_hook_a_new_endpoint_is_logged_once_across_restarts(lab):
+    """No on-change hook: the watch logs a new public endpoint once and records it as told, so a
+    restarted watch (or the job) does not call it new again."""
+    one = lab()
+    one.map(0, "natpmp")
+    one.watch(0, "natpmp")
+    assert one.stop_watch(0) == 0
+    one.watch(0, "natpmp")
+    assert one.stop_watch(0) == 0
+    log = one.log(0)
+    assert log.count("(new)") == len(MAPPINGS), log
+    entries = json.loads((one.tmp / "h0.json").read_text())["mappings"]
+    assert all(e["notified"] == {"external_port": e["external_port"], "public_address": e["public_address"]}
+               for e in entries), entries

@@ -64,10 +64,11 @@ class Logger:
     def __call__(self, line: str) -> None:
         if self.target == "syslog":
             self._syslog.syslog(self._syslog.LOG_INFO, line)
-        elif self.target == "stderr":
-            say(f"{PROG}: {line}", sys.stderr)
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if self.target == "stderr":
+            say(f"{stamp} {PROG}: {line}", sys.stderr)
         else:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             if not self.keep_open:
                 with os.fdopen(open_log(self.target), "a", encoding="utf-8") as handle:
                     handle.write(f"{stamp} {PROG}: {line}\n")
@@ -157,7 +158,8 @@ GLOBAL = (
     Opt("--description", help="UPnP IGD: the mappings' description (default: portmap.natpmp and the host name)"),
     Opt("--timeout", type=_seconds, default=defaults.TIMEOUT,
         help=f"deadline of each request, seconds (default {defaults.TIMEOUT:g})"),
-    Opt("--ledger", default=defaults.LEDGER_PATH, help=f"the ledger file (default {defaults.LEDGER_PATH})"),
+    Opt("--ledger", default=None, help=f"the ledger file (default {defaults.LEDGER_PATH}; its folder is made by map "
+        "and delete, and read as no ledger while it does not exist)"),
     Opt("--lock", default=None, help="the per-host lock file (default: .portmap-natpmp.lock beside the ledger); its "
         "folder must be writable by its owner only, like the ledger's"),
 )
@@ -362,7 +364,8 @@ def _table(args: Args, facts: Dict[str, Any]) -> int:
         say(json.dumps(dict(table, gateway=facts["gateway"], method=facts["method"]), indent=2))
         return EXIT_OK if table["listed"] else EXIT_FAILED
     if not table["listed"]:
-        say(f"{PROG}: the table of gateway {facts['gateway']} cannot be listed: {table['why']}", sys.stderr)
+        say(f"{PROG}: the table of gateway {facts['gateway']} cannot be listed: {table['why']}; "
+            f"'{PROG} status' shows this host's mappings, from the ledger", sys.stderr)
         return EXIT_FAILED
     rows = table["mappings"]
     say(f"{len(rows)} mapping(s) on gateway {facts['gateway']} (UPnP IGD){'; the list was cut' if table['cut'] else ''}")
@@ -426,10 +429,11 @@ def _watch(args: Args, ledger: Any, make_client: Callable[..., Any]) -> int:
         log.close()
 
 
-def _print_mappings(rows: List[dict]) -> None:
+def _print_mappings(path: str, rows: List[dict]) -> None:
     if not rows:
-        say("no mappings in the ledger")
+        say(f"ledger {path}{'' if os.path.exists(path) else ' (not made yet)'}: no mappings in the ledger")
         return
+    say(f"ledger {path}: {len(rows)} mapping(s)")
     say(f"{'gateway':<16} {'method':<6} {'proto':<5} {'internal':>8} {'public endpoint':<22} {'time left':>10}  "
         "last result")
     for row in rows:
@@ -444,10 +448,10 @@ def _print_mappings(rows: List[dict]) -> None:
 def dispatch(args: Args) -> int:
     """Run the subcommand ``args`` names; its exit code."""
     # pylint: disable=import-outside-toplevel
-    from .ledger import Ledger
-    from .lock import HostLock
+    from .ledger import open_ledger
 
-    ledger = Ledger(args.ledger, HostLock(args.lock) if args.lock else None)
+    # map and delete make the default ledger's folder, as the modules do; the others only read it
+    ledger = open_ledger(args.ledger, create_folder=args.command in ("map", "delete"), lock_path=args.lock)
     if args.command == "status":
         from .manage import describe
 
@@ -457,13 +461,16 @@ def dispatch(args: Args) -> int:
 
             say(json.dumps(rows, indent=2))
         else:
-            _print_mappings(rows)
+            _print_mappings(ledger.path, rows)
         return EXIT_OK
     make_client = _client_factory(args, ledger.lock)
     if args.command == "renew":
         from .renew import Renewer
 
         log = Logger(args.log)
+        if not os.path.isdir(ledger.folder):  # the default ledger, never made: nothing to renew
+            log(f"renew: no ledger at {ledger.path}: nothing to renew")
+            return EXIT_OK
         report = Renewer(ledger, make_client, log, args.on_change).run(force=args.now)
         log(f"renew: {report.renewed} renewed, {report.kept} not due, {report.failed} failed")
         if report.failed:
@@ -473,8 +480,8 @@ def dispatch(args: Args) -> int:
         return _watch(args, ledger, make_client)
     from .manage import Manager, normalize
 
-    if args.command == "public":  # fast: the asking ends at the choice (one round trip on a PCP gateway)
-        facts = Manager(ledger, make_client()).info(settle=False, table=False)
+    if args.command == "public":  # every protocol heard out briefly (detect.LINGER after the choice)
+        facts = Manager(ledger, make_client()).info(table=False, brief=True)
         if not facts["answers"]:
             raise PortmapError(facts["error"])
         say(f"public address {facts['public_address'] or 'unknown (PCP tells it with a mapping)'} "

@@ -196,45 +196,51 @@ class Client:
         self.description = description or default_description()
         self.upnp: Optional[Any] = None  # the IGD session (upnp.IgdSession) once UPnP IGD is the method
         self.detection: Optional[Any] = None  # what "auto" found (detect.Detection)
+        self._side: Optional[Any] = None  # the IGD beside PCP or NAT-PMP (``_side_igd``)
         self._upnp_args = {"upnp_url": upnp_url, "multicast": not gateway and not upnp_url, "timeout": timeout,
                            "source_address": source_address, "clock": clock, "datagrams_factory": datagrams_factory,
                            "stream_factory": stream_factory}
         self._datagrams_factory = datagrams_factory
         self._kept = dict(upnp_kept) if upnp_kept and upnp_kept.get("control_url") and not upnp_url else None
         self._igd_given = igd
-        if method == UPNP or (method == AUTO and (upnp_url or igd is not None or self._kept)):
+        if method == UPNP or (method == AUTO and (upnp_url or igd is not None)):
             self._use_upnp(upnp_url)
 
     # ------------------------------------------------------------------ internals
 
     def _use_upnp(self, location: Optional[str] = None, kept: bool = True) -> None:
         """Speak UPnP IGD from now on: with the IGD at ``location``, or the kept one, or one found by SSDP."""
+        self.method = UPNP
+        self.upnp = self._session(location, kept)
+
+    def _session(self, location: Optional[str] = None, kept: bool = True) -> Any:
+        """An IGD session: at ``location``, or the kept IGD (no SSDP), or one SSDP will find."""
+        if self._igd_given is not None:
+            return self._igd_given
         from .upnp import IgdSession  # pylint: disable=import-outside-toplevel  # NAT-PMP and PCP runs need none of it
 
-        self.method = UPNP
-        if self._igd_given is not None:
-            self.upnp = self._igd_given
-            return
         args = dict(self._upnp_args)
         args["upnp_url"] = location or args["upnp_url"]
-        self.upnp = IgdSession(self.gateway, **args)
+        session = IgdSession(self.gateway, **args)
         if kept and self._kept and not location:
-            self.upnp.resume(self._kept.get("description_url", ""), self._kept.get("device_type", ""),
-                             self._kept["service_type"], self._kept["control_url"], int(self._kept.get("version", 1)))
+            session.resume(self._kept.get("description_url", ""), self._kept.get("device_type", ""),
+                           self._kept["service_type"], self._kept["control_url"], int(self._kept.get("version", 1)))
+        return session
 
     def resume(self, method: str, upnp: Optional[Dict[str, Any]]) -> None:
         """What a ledger kept of this gateway (``method`` last spoken, ``upnp``: ``upnp_record()``).
 
-        Under ``upnp``, and under ``auto`` when UPnP IGD was spoken last, the kept IGD is used
-        straight away (no SSDP, no description fetched); NAT-PMP and PCP are asked anew at
-        every run (RFC 6886 section 1.1), so nothing is kept for them.
+        Under ``upnp`` the kept IGD is used straight away (no SSDP, no description fetched).
+        Under ``auto`` PCP and NAT-PMP are asked first at every run, as detection does (RFC 6886
+        section 1.1): the kept IGD stands in for the SSDP search, and is used only when neither
+        answers within ``detect.UPNP_GRACE``.
         """
         if not upnp or not upnp.get("control_url") or self._upnp_args["upnp_url"] or self._igd_given is not None:
             return
         if self.answered or (self.upnp is not None and self.upnp.description is not None):
             return  # this run has found its own already
         self._kept = dict(upnp)
-        if self.requested_method == UPNP or (self.requested_method == AUTO and self.method is None and method == UPNP):
+        if self.requested_method == UPNP:
             self._use_upnp()
 
     def _upnp_call(self, operation: Callable[[Any], Any]) -> Any:
@@ -249,13 +255,13 @@ class Client:
             self._use_upnp(kept=False)
             return operation(self._igd())
 
-    def _detect(self, settle: bool = False) -> Any:
+    def _detect(self, settle: bool = False, brief: bool = False) -> Any:
         """Under ``auto``: ask the gateway in the three protocols at once and take the one chosen."""
         start = self._clock()
         with self.lock:
             found = detect(self.gateway, self.transport.port, start + self.transport.timeout, self._clock,
                            self.transport.open_channel, self._datagrams_factory or _ssdp_socket(self.transport.source_address),
-                           _igd_answer(self.gateway), settle=settle)
+                           _igd_answer(self.gateway), settle=settle, kept=bool(self._kept) and not settle, brief=brief)
         self.detection = found
         for method in (PCP, NATPMP, UPNP):
             if not found.outcomes[method].startswith(UNHEARD):
@@ -265,7 +271,8 @@ class Client:
         if natpmp is not None and not natpmp.result:
             self.public_address_seen = natpmp.public_address
         if found.method == UPNP:
-            self._use_upnp(found.replies[UPNP].location, kept=False)
+            answer = found.replies[UPNP]
+            self._use_upnp(answer.location if answer is not None else None, kept=answer is None)
         elif found.method is not None:
             self.method = found.method
             reply = found.replies[found.method]
@@ -426,6 +433,14 @@ class Client:
                                                           self.description))
             return self._upnp_mapping(protocol, internal_port, granted.external_port, granted.lifetime,
                                       granted.permanent, granted.internal_client)
+        if self.requested_method == AUTO and made_with == UPNP and self._side_igd() is not None:
+            try:  # made with UPnP IGD, and the gateway speaks PCP or NAT-PMP again: best effort
+                with self.lock:
+                    igd = self._side_igd()
+                    for port in self._upnp_ours(protocol, internal_port, None, igd):
+                        igd.delete(protocol, port)
+            except PortmapError:
+                pass
         if self.requested_method == AUTO and self.method and made_with in WIRES and made_with != self.method:
             if not self._failed(made_with):
                 try:
@@ -489,12 +504,36 @@ class Client:
     def table(self, limit: int = 1024, seconds: float = 10.0) -> Tuple[List[Any], bool]:
         """The gateway's mappings (UPnP IGD), at most ``limit`` within ``seconds``, and whether the list was cut.
 
-        PortmapError when the gateway's protocol cannot list (NAT-PMP, PCP)."""
+        A gateway spoken to in PCP or NAT-PMP whose IGD answered the detection's search (``probe``)
+        is listed over UPnP IGD, the method in use unchanged.  PortmapError when no protocol the
+        gateway was heard to speak can list (NAT-PMP, PCP)."""
         self._decide()
         if self.upnp is None:
-            raise PortmapError(f"gateway {self.gateway} speaks {NAMES.get(self.method or '', self.method)}, which "
-                               "cannot list the gateway's mappings (only UPnP IGD can)")
+            igd = self._side_igd()
+            if igd is None:
+                raise PortmapError(f"gateway {self.gateway} speaks {NAMES.get(self.method or '', self.method)}, which "
+                                   "cannot list the gateway's mappings (only UPnP IGD can), and no UPnP IGD of it "
+                                   "answered")
+            with self.lock:
+                return igd.list_mappings(limit, seconds)
         return self._upnp_call(lambda igd: igd.list_mappings(limit, seconds))
+
+    def _side_igd(self) -> Optional[Any]:
+        """The gateway's IGD beside the method in use (PCP or NAT-PMP), to list the table or delete a
+        mapping made with UPnP IGD: where the detection's search found it, or the IGD kept in the
+        ledger; None when neither."""
+        if self._side is None and self.upnp is None:
+            answer = self.detection.replies.get(UPNP) if self.detection is not None else None
+            if answer is not None:
+                self._side = self._session(answer.location, kept=False)
+            elif self._kept or self._igd_given is not None:
+                self._side = self._session()
+        return self._side
+
+    def own_address(self) -> str:
+        """This host's address towards the gateway's IGD (what its UPnP mappings point to); "" without one."""
+        igd = self.upnp or self._side
+        return igd.internal_client_address() if igd is not None else ""
 
     def delete_all(self, protocol: str, nonce: str = "") -> Mapping:
         """Delete every mapping of this host for ``protocol`` (internal port 0, lifetime 0).
@@ -512,9 +551,10 @@ class Client:
             return self._upnp_mapping(protocol, 0, 0, 0, False)
         return self._mapping(protocol, 0, 0, 0, nonce, None)
 
-    def _upnp_ours(self, protocol: str, internal_port: Optional[int], external_port: Optional[int]) -> List[int]:
+    def _upnp_ours(self, protocol: str, internal_port: Optional[int], external_port: Optional[int],
+                   igd: Optional[Any] = None) -> List[int]:
         """External ports of this host's UPnP mappings of ``internal_port`` (any with None)."""
-        igd = self._igd()
+        igd = igd or self._igd()
         if external_port is not None:
             return [external_port]
         ours = igd.internal_client_address()
@@ -589,19 +629,20 @@ class Client:
             public_address=public_address,
         )
 
-    def probe(self, settle: bool = True) -> Dict[str, Any]:
+    def probe(self, settle: bool = True, brief: bool = False) -> Dict[str, Any]:
         """What the gateway speaks, read-only.
 
         Under ``auto`` the three protocols are asked at once and, with ``settle``, heard out
-        (``detect``); without, the asking ends at the choice (the command's ``public``: one round
-        trip on a PCP gateway) and a protocol not heard out is None.  The one chosen is then the
+        (``detect``; ``brief``: for as long as the choice took, at least ``detect.LINGER``, as the
+        command's ``public`` does); without, the asking ends at the choice and a protocol not heard
+        out is None.  The one chosen is then the
         method in use.  A forced method asks only its own.  Returns per method None (not asked,
         or not heard out), True, or the error text; and ``speaks``, the methods that answered,
         in order of preference.
         """
         found: Dict[str, Any] = {PCP: None, NATPMP: None, UPNP: None}
         if self.requested_method == AUTO and self._igd_given is None:
-            detection = self._detect(settle=settle)
+            detection = self._detect(settle=settle, brief=brief)
             for method in (PCP, NATPMP, UPNP):
                 outcome = detection.outcomes[method]
                 found[method] = True if outcome == "answered" else None if outcome.startswith(UNHEARD) else outcome

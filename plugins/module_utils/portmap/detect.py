@@ -117,8 +117,15 @@ def _ssdp_probe(datagrams: Any, gateway: str, accept_answer: Callable[[Any, Tupl
 
 def detect(gateway: str, port: int, deadline: float, clock: Callable[[], float],
            channel_factory: Callable[[], Any], datagrams_factory: Callable[[], Any],
-           accept_answer: Callable[[Any, Tuple[str, int]], bool], settle: bool = False) -> Detection:
-    """Ask ``gateway`` in all three protocols at once; see the module's docstring for the choice."""
+           accept_answer: Callable[[Any, Tuple[str, int]], bool], settle: bool = False, kept: bool = False,
+           brief: bool = False) -> Detection:
+    """Ask ``gateway`` in all three protocols at once; see the module's docstring for the choice.
+
+    ``kept``: an IGD an earlier run found (kept in the ledger) stands in for the search: no SSDP is
+    sent, and it is chosen (its reply None) as an IGD's answer would be, when PCP and NAT-PMP are
+    refused or have not answered ``UPNP_GRACE`` seconds after the start.  ``brief`` (with ``settle``):
+    the others are heard out for ``LINGER`` seconds after the choice (or as long as the choice took),
+    not ``SETTLE``: a gateway's answers on the LAN come within that."""
     start = clock()
     budget = deadline - start
     opened: List[Any] = []
@@ -128,10 +135,14 @@ def detect(gateway: str, port: int, deadline: float, clock: Callable[[], float],
             channel = channel_factory()
             opened.append(channel)
             probes.append(_udp_probe(method, channel, pending, (gateway, port)))
-        datagrams = datagrams_factory()
-        opened.append(datagrams)
-        probes.append(_ssdp_probe(datagrams, gateway, accept_answer))
-        return _run(probes, start, budget, clock, settle)
+        if kept:
+            probes.append(Probe(UPNP, lambda: None, lambda _timeout: None, None, lambda _data, _source: None,
+                                outcome="answered"))
+        else:
+            datagrams = datagrams_factory()
+            opened.append(datagrams)
+            probes.append(_ssdp_probe(datagrams, gateway, accept_answer))
+        return _run(probes, start, budget, clock, settle, brief)
     finally:
         for thing in opened:
             thing.close()
@@ -155,7 +166,8 @@ def _choice(probes: Dict[str, Probe], now: float, start: float, budget: float) -
     return None
 
 
-def _run(probes: List[Probe], start: float, budget: float, clock: Callable[[], float], settle: bool) -> Detection:
+def _run(probes: List[Probe], start: float, budget: float, clock: Callable[[], float], settle: bool,
+         brief: bool = False) -> Detection:
     by_method = {probe.method: probe for probe in probes}
     schedule = [start + offset for offset in retransmission_schedule(budget)]  # 0, 0.25, 0.75, 1.75 s ...
     sent = 0  # sends of the schedule done
@@ -176,7 +188,7 @@ def _run(probes: List[Probe], start: float, budget: float, clock: Callable[[], f
                 chosen_at = elapsed
                 # how long after the choice the asking goes on (PCP chosen: NAT-PMP's answer, sent with
                 # it, tells the public address ANNOUNCE does not)
-                after = now + (SETTLE if settle else max(chosen_at, LINGER))
+                after = now + (SETTLE if settle and not brief else max(chosen_at, LINGER))
         pending = [p for p in probes if p.outcome is None]
         if settle:
             settled = not pending or now >= after

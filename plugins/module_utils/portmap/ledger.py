@@ -278,6 +278,36 @@ def parse_document(document: Any, path: str) -> LedgerData:
     return LedgerData(sorted(entries, key=lambda e: e.key), gateways)
 
 
+def prepare_ledger_path(path: Optional[str], create_folder: bool = True) -> str:
+    """The ledger's path: the default one's folder (also when the default path is given) is created
+    (mode 0755) unless ``create_folder`` is False (then a missing folder reads as an empty ledger);
+    another folder the user named must exist."""
+    if not path or os.path.abspath(path) == DEFAULT_PATH:
+        folder = os.path.dirname(DEFAULT_PATH)
+        if create_folder and not os.path.isdir(folder):
+            try:
+                os.makedirs(folder, mode=0o755)
+                os.chmod(folder, 0o755)
+            except OSError as exc:
+                raise LedgerError(f"cannot create the ledger folder {folder}: {exc.strerror}") from None
+        return DEFAULT_PATH
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise LedgerError(f"ledger_path {path}: the folder {folder} does not exist")
+    return path
+
+
+def open_ledger(path: Optional[str] = None, create_folder: bool = True, lock_path: Optional[str] = None) -> "Ledger":
+    """The ledger the modules and the command use: ``path`` (None: the default ledger) and its lock.
+
+    ``create_folder`` False (check mode, read-only commands): the default ledger's folder is not
+    made; while it does not exist the ledger reads as empty and its lock serializes this process
+    only.  A folder the user named (``path``, ``lock_path``) must exist.
+    """
+    path = prepare_ledger_path(path, create_folder)
+    return Ledger(path, HostLock(lock_path) if lock_path else HostLock(lock_path_for(path), missing_ok=True))
+
+
 class Ledger:
     """The ledger file and the per-host lock beside it (``lock_path_for(path)`` unless given)."""
 

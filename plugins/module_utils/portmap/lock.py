@@ -61,14 +61,20 @@ def check_private_folder(folder: str, what: str) -> os.stat_result:
 
 
 class HostLock:
+    """The lock file at ``path``.  With ``missing_ok`` (the default ledger on a host where its folder
+    was never made: nothing is recorded, and a read makes nothing), a missing folder is no error:
+    the lock then serializes this process only, until the folder exists."""
+
     def __init__(
         self,
         path: str,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        missing_ok: bool = False,
     ) -> None:
         self.path = path
+        self.missing_ok = missing_ok
         self.timeout = timeout
         self._clock = clock
         self._sleep = sleep
@@ -115,6 +121,9 @@ class HostLock:
             self._depth += 1
             return
         try:
+            if self.missing_ok and not os.path.isdir(os.path.dirname(os.path.abspath(self.path))):
+                self._depth = 1  # no folder, no file to lock: this process only (release knows: no descriptor)
+                return
             fd = self._open()
             deadline = self._clock() + self.timeout
             while True:

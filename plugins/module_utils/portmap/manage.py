@@ -11,12 +11,11 @@ the prediction comes from the ledger plus the read-only public address request.
 
 from __future__ import annotations
 
-import os
 import time
 
 from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, UPNP, Client, Mapping
 from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError
-from .ledger import DEFAULT_PATH, Entry, Ledger, LedgerData, LedgerError, LedgerWriteFailed
+from .ledger import Entry, Ledger, LedgerData, LedgerWriteFailed
 from .reachability import assess, nat_facts
 from .reconcile import Undo, note_failure, one_port, record, remember, resume, split_ports, walk
 from .records import field, record_class
@@ -81,23 +80,6 @@ def normalize(specs: Sequence[Dict[str, Any]], where: Callable[[int, str], str])
     return desired
 
 
-def prepare_ledger_path(path: Optional[str], create_folder: bool = True) -> str:
-    """The default ledger's folder is created (mode 0755); a given path's folder must exist."""
-    if not path:
-        folder = os.path.dirname(DEFAULT_PATH)
-        if create_folder and not os.path.isdir(folder):
-            try:
-                os.makedirs(folder, mode=0o755)
-                os.chmod(folder, 0o755)
-            except OSError as exc:
-                raise LedgerError(f"cannot create the ledger folder {folder}: {exc.strerror}") from None
-        return DEFAULT_PATH
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise LedgerError(f"ledger_path {path}: the folder {folder} does not exist")
-    return path
-
-
 def iso(timestamp: float) -> str:
     """UTC, to the second: 2026-12-02T02:19:03+00:00 (time.strftime: datetime is slow to import)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(int(timestamp)))
@@ -146,12 +128,12 @@ class Outcome:
     failures: List[str] = field(default_factory=list)
     public_address: Optional[str] = None
     recorded_public_address: Optional[str] = None  # the ledger's (PCP's ANNOUNCE tells no address)
+    recorded_epoch: Optional[int] = None  # the ledger's, before this run
     warnings: List[str] = field(default_factory=list)
 
     def finish(self, data: LedgerData) -> Dict[str, Any]:
         gateway = self.client.gateway
         after = sorted((view(e) for e in data.for_gateway(gateway)), key=_sort_key)
-        recorded_epoch = data.last_epoch(gateway)
         result = {
             "changed": self.changed,
             "gateway": gateway,
@@ -160,7 +142,7 @@ class Outcome:
             "epoch": self.client.epoch.epoch if self.client.answered and self.client.epoch else None,
             "recorded": {
                 "public_address": self.recorded_public_address,
-                "epoch": recorded_epoch.epoch if recorded_epoch else None,
+                "epoch": self.recorded_epoch,
             },
             "gateway_rebooted": self.client.rebooted,
             "method": self.client.method,
@@ -195,6 +177,8 @@ class Manager:
         run = Outcome(self.client, self.clock())
         run.before = sorted((view(e) for e in data.for_gateway(gateway)), key=_sort_key)
         run.recorded_public_address = next((e.public_address for e in data.for_gateway(gateway) if e.public_address), None)
+        recorded_epoch = data.last_epoch(gateway)
+        run.recorded_epoch = recorded_epoch.epoch if recorded_epoch else None
         return run
 
     def _lost(self, entry: Optional[Entry], now: float) -> bool:
@@ -444,11 +428,12 @@ class Manager:
 
     # -------------------------------------------------------------- info
 
-    def info(self, stun_server: Optional[str] = None, settle: bool = True, table: bool = True) -> Dict[str, Any]:
+    def info(self, stun_server: Optional[str] = None, settle: bool = True, table: bool = True,
+             brief: bool = False) -> Dict[str, Any]:
         """Read-only facts; a gateway that does not answer is reported, not an error.
 
         Under ``auto`` the three protocols are asked at once and (``settle``) heard out, so the
-        facts tell what the gateway speaks; ``method`` is what a change would use.  Under UPnP
+        facts tell what the gateway speaks (``brief``: for ``detect.LINGER`` after the choice); ``method`` is what a change would use.  Under UPnP
         IGD the gateway's table is listed too (``gateway_table``, unless ``table`` is False).
         With ``stun_server`` (``host:port``) the NAT's behaviour is classified with STUN too.
         """
@@ -456,7 +441,7 @@ class Manager:
         if self.client.epoch is None:
             self.client.epoch = data.last_epoch(self.client.gateway)
         resume(data, self.client)
-        found = self.client.probe(settle)
+        found = self.client.probe(settle, brief)
         speaks = found["speaks"]
         errors = [found[m] for m in ("pcp", "natpmp", UPNP) if isinstance(found.get(m), str)]
         public = self.client.public_address_seen or next(
@@ -480,15 +465,14 @@ class Manager:
         return dict(facts, **nat_facts(facts["public_address"], stun_server, transport.timeout, transport.source_address))
 
     def _table(self) -> Dict[str, Any]:
-        """The gateway's own table where its protocol can list it (UPnP IGD), at most 1024 entries and 10 s."""
-        if self.client.method != UPNP:
-            return {"listed": False, "why": "NAT-PMP and PCP cannot list a gateway's mappings; the ledger's are in "
-                    "'mappings'", "mappings": [], "cut": False}
+        """The gateway's own table where a protocol it speaks can list it (UPnP IGD, also next to PCP or
+        NAT-PMP), at most 1024 entries and 10 s."""
         try:
             entries, cut = self.client.table(TABLE_LIMIT, TABLE_SECONDS)
+            ours = self.client.own_address()
         except PortmapError as exc:
-            return {"listed": False, "why": str(exc), "mappings": [], "cut": False}
-        ours = self.client.upnp.internal_client_address() if self.client.upnp is not None else ""
+            return {"listed": False, "why": f"{exc}; the ledger's mappings are in 'mappings'", "mappings": [],
+                    "cut": False}
         return {"listed": True, "why": "", "cut": cut, "mappings": [
             {"protocol": e.protocol, "external_port": e.external_port, "internal_client": e.internal_client,
              "internal_port": e.internal_port, "description": e.description, "lease_left": e.lease,

@@ -133,14 +133,19 @@ class Renewer:
                 if gateways is None or gateway in gateways:
                     self._gateway(data, gateway, force, report, clients)
             report.changes = untold(data)
+            lines = [change.describe() for change in report.changes]
+            if not self.on_change:  # nobody to tell: the change is logged (below) and recorded as told, so once
+                for change in report.changes:
+                    for entry in change.entries:
+                        entry.notified = entry.endpoint
         if not self.on_change:
-            for change in report.changes:  # nobody to tell: logged, and kept untold for a hook set later
+            for change, line in zip(report.changes, lines):
                 if self.logged is not None:
                     mark = tuple((e.key, e.external_port, e.public_address) for e in change.entries)
                     if mark in self.logged:
                         continue
                     self.logged.add(mark)
-                self.log(change.describe())
+                self.log(line)
             return report
         told = [change for change in report.changes if self._hook(change, report)]
         if told:

@@ -90,7 +90,9 @@ class Granted:
 
 
 class IgdSession:
-    """Talks to the UPnP IGD of ``gateway`` (an IPv4 address already known)."""
+    """Talks to the UPnP IGD of ``gateway`` (an IPv4 address already known).  ``multicast``: the
+    gateway was not given but found from the default route, so an SSDP search the gateway does not
+    answer by unicast may also go to the multicast group (``_search``)."""
 
     def __init__(self, gateway: str, *, upnp_url: Optional[str] = None, multicast: bool = False,
                  timeout: float = DEFAULT_TIMEOUT, source_address: Optional[str] = None, uptime: Optional[int] = None,
@@ -276,8 +278,9 @@ class IgdSession:
         return wire_upnp.Description(found.url, found.device_type, usable[0], tuple(usable))
 
     def _search(self, deadline: float, first: bool) -> List[str]:
-        gateway = None if self.multicast else self.gateway
-
+        """The description URLs the gateway's IGD answered with.  The gateway (the default route's
+        router, or the one given) is asked by unicast M-SEARCH to its port 1900; only when it was not
+        given (``multicast``) and that got no answer in half the time left, by multicast too."""
         def accept(message: wire_ssdp.SsdpMessage, source: Tuple[str, int]) -> bool:
             if source[0] != self.gateway:
                 return False
@@ -287,8 +290,14 @@ class IgdSession:
                 return False
             return True
 
-        answers = search(gateway, deadline, accept=accept, clock=self._clock,
-                         datagrams_factory=self._datagrams_factory, source_address=self.source_address, first=first)
+        ways: List[Optional[str]] = [self.gateway, None] if self.multicast else [self.gateway]
+        answers: List[Tuple[wire_ssdp.SsdpMessage, Tuple[str, int]]] = []
+        for index, gateway in enumerate(ways):
+            until = deadline if index == len(ways) - 1 else self._clock() + (deadline - self._clock()) / 2
+            answers = search(gateway, until, accept=accept, clock=self._clock, datagrams_factory=self._datagrams_factory,
+                             source_address=self.source_address, first=first)
+            if answers:
+                break
         rank = {target: index for index, target in enumerate(wire_ssdp.SEARCH_TARGETS)}
         answers.sort(key=lambda item: rank.get(item[0].target, len(rank)))
         locations: List[str] = []
@@ -296,7 +305,7 @@ class IgdSession:
             if message.location not in locations:
                 locations.append(message.location)
         if not locations and first:
-            how = "multicast to 239.255.255.250:1900" if gateway is None else f"unicast to {self.gateway}:1900"
+            how = f"unicast to {self.gateway}:1900" + (", then multicast to 239.255.255.250:1900" if self.multicast else "")
             raise GatewayTimeout(f"no UPnP IGD on gateway {self.gateway} answered the SSDP search ({how}) "
                                  f"within {self.timeout:.3g} s")
         return locations

@@ -43,11 +43,29 @@ def test_unicast_discovery_sends_every_target_at_once_and_stops_at_the_first_ans
     assert igd.clock.now - start < 0.1
 
 
-def test_multicast_only_when_asked():
+def test_the_known_gateway_is_asked_by_unicast_first_even_when_multicast_is_allowed():
     igd = FakeIgd()
     session(igd, multicast=True).discover()
-    assert {address for _data, address in igd.searches} == {("239.255.255.250", 1900)}
-    assert all(b"MX: 1" in d for d, _address in igd.searches)
+    assert {address for _data, address in igd.searches} == {(GATEWAY, 1900)}  # it answered: no multicast
+
+
+def test_multicast_only_when_allowed_and_the_unicast_search_went_unanswered():
+    igd = FakeIgd()
+    igd.ssdp = lambda data, address: igd.ssdp_answers if address[0] == "239.255.255.250" and \
+        b"InternetGatewayDevice:2" in data else []
+    start = igd.clock.now
+    found = session(igd, multicast=True).discover()
+    assert found.service.control_url == f"http://{GATEWAY}:5000/ctl/IPConn"
+    sent = [address for _data, address in igd.searches]
+    assert set(sent[:len(wire_ssdp.SEARCH_TARGETS)]) == {(GATEWAY, 1900)}
+    assert set(sent[len(wire_ssdp.SEARCH_TARGETS):]) == {("239.255.255.250", 1900)}
+    assert all(b"MX: 1" in d for d, address in igd.searches if address[0] == "239.255.255.250")
+    assert 1.4 < igd.clock.now - start < 1.6  # half of the 3 s deadline went to the unicast search
+    silent = FakeIgd()
+    silent.ssdp = igd.ssdp
+    with pytest.raises(errors.GatewayTimeout, match=r"\(unicast to 192.0.2.1:1900\)"):
+        session(silent).discover()  # a gateway given: never multicast
+    assert {address for _data, address in silent.searches} == {(GATEWAY, 1900)}
 
 
 def test_answers_from_another_host_or_pointing_elsewhere_are_ignored():
