@@ -134,3 +134,21 @@ def test_absent_never_removes_another_hosts_mapping_on_the_port_the_ledger_names
     trh2.run("absent", [Desired("tcp", 22000, 22000, 0)])
     assert trh1.rows() == {("tcp", 22000, 22000)}
     assert trh2.rows() == set() and trh2.ledger() == set()
+
+
+@pytest.mark.parametrize("method", ["pcp", "natpmp"])
+def test_the_simulated_gateway_keeps_mappings_by_external_port_as_miniupnpd(gw, tmp_path, loopback_address_pool,
+                                                                            method):
+    """mappings_by external-port, as miniupnpd 2.3.1 answered the same requests (see its interop tests): another
+    suggested port makes a second mapping (the next free one when held), the port held is renewed; a PCP delete
+    removes the oldest mapping made with the nonce, a NAT-PMP delete every mapping of the internal port."""
+    gw.ctl({"cmd": "set", "mappings_by": "external-port"})
+    gw.ctl({"cmd": "map", "client": "192.0.2.7", "protocol": "tcp", "internal_port": 9, "external_port": 25565})
+    host = Host(gw, tmp_path / "h", loopback_address_pool(), method)
+    client = Client(gw.address, lock_path=str(tmp_path / "lock"), method=method, source_address=host.address)
+    first = client.map("tcp", 22000, 22000, 600)
+    ports = [client.map("tcp", 22000, port, 600, nonce=first.nonce).external_port for port in (25565, 31000, 22000)]
+    assert ports == [25566, 31000, 22000]
+    assert host.rows() == {("tcp", 22000, 22000), ("tcp", 22000, 25566), ("tcp", 22000, 31000)}
+    client.delete("tcp", 22000, first.nonce)
+    assert host.rows() == ({("tcp", 22000, 25566), ("tcp", 22000, 31000)} if method == "pcp" else set())

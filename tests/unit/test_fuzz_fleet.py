@@ -108,12 +108,14 @@ specs = st.lists(
 
 class Fleet(RuleBasedStateMachine):
     method = "pcp"
+    mappings_by = "internal-port"  # the simulated gateway's NAT-PMP and PCP (external-port: miniupnpd's way)
 
     def __init__(self) -> None:
         super().__init__()
         self.folder = tempfile.mkdtemp(prefix="portmap-fleet-")
         self.gw = SimulatedGateway(address=next_loopback(), control_path=os.path.join(self.folder, "gw.sock"),
                                    igd="v2", uptime=UPTIME).start()
+        self.gw.ctl({"cmd": "set", "mappings_by": self.mappings_by})
         self.uptime = UPTIME
         self.hosts = [Host(self.gw, self.folder, self.method) for _index in range(HOSTS)]
         self.other = next_loopback()  # a host the fleet does not manage
@@ -221,14 +223,18 @@ class Fleet(RuleBasedStateMachine):
         assert set(table) <= {h.address for h in self.hosts} | {self.other}, table
 
 
-def _fleet(method: str) -> type:
-    return type(f"Fleet_{method}", (Fleet,), {"method": method})
+def _fleet(method: str, mappings_by: str = "internal-port") -> type:
+    return type(f"Fleet_{method}_{mappings_by.replace('-', '_')}", (Fleet,),
+                {"method": method, "mappings_by": mappings_by})
+
+
+GATEWAYS = [(method, "internal-port") for method in METHODS] + [("pcp", "external-port"), ("natpmp", "external-port")]
 
 
 @pytest.mark.timeout(0 if EXAMPLES else 300)  # make fuzz: as long as the budget takes
-@pytest.mark.parametrize("method", METHODS)
-def test_the_gateways_table_is_the_union_of_the_ledgers(method):
-    run_state_machine_as_test(_fleet(method), settings=_settings(examples=40, steps=20))
+@pytest.mark.parametrize("method,mappings_by", GATEWAYS, ids=[f"{m}-{b}" for m, b in GATEWAYS])
+def test_the_gateways_table_is_the_union_of_the_ledgers(method, mappings_by):
+    run_state_machine_as_test(_fleet(method, mappings_by), settings=_settings(examples=40, steps=20))
 
 
 def teardown_module():
@@ -238,9 +244,9 @@ def teardown_module():
 # ---------------------------------------------------------------------- what it found, kept as tests
 
 
-def replay(method: str, steps: List[Tuple[str, Dict[str, Any]]]) -> None:
+def replay(method: str, steps: List[Tuple[str, Dict[str, Any]]], mappings_by: str = "internal-port") -> None:
     """Run a sequence the state machine shrank to, with the invariant checked after every step."""
-    machine = _fleet(method)()
+    machine = _fleet(method, mappings_by)()
     try:
         machine.the_table_is_the_union_of_the_ledgers()
         for name, arguments in steps:
@@ -268,3 +274,14 @@ def test_absent_of_an_internal_port_leaves_the_ledgers_mapping_of_its_external_p
     external port 25565 and deleted the ledger's mapping of internal port 25566, which holds it."""
     replay(method, [("present", {"which": 0, "items": [mapping(25566, 25565)], "strict": False, "exclusive": False}),
                     ("absent", {"which": 0, "port": 25565, "protocol": "tcp"})])
+
+
+@pytest.mark.parametrize("method,mappings_by", GATEWAYS, ids=[f"{m}-{b}" for m, b in GATEWAYS])
+def test_external_port_any_renews_the_port_the_mapping_holds(method, mappings_by):
+    """PCP and NAT-PMP on a gateway that keeps mappings by external port (miniupnpd): host 0's mapping of 25565
+    got 25566 (host 1 held 25565); host 1 lets 25565 go; external_port 0 (any) then suggested 0, which the
+    gateway reads as the internal port: a second mapping on 25565, and the ledger forgot 25566."""
+    mine = {"which": 0, "items": [mapping(25565, None)], "strict": False, "exclusive": False}
+    replay(method, [("present", dict(mine, which=1)), ("present", mine),
+                    ("absent", {"which": 1, "port": 25565, "protocol": "tcp"}),
+                    ("present", dict(mine, items=[mapping(25565, 0)]))], mappings_by)

@@ -305,8 +305,11 @@ class Manager:
         strict = strict_port and want.external_port != 0
         if partner is not None:
             target = partner.external_port
-        elif entry is not None and not port_declared and not (strict and entry.external_port != want.external_port):
-            target = entry.external_port  # the port this host holds (or held before a reboot): renewed, not a second one
+        elif entry is not None and (not port_declared or not want.external_port) \
+                and not (strict and entry.external_port != want.external_port):
+            # the port this host holds (or held before a reboot; any port will do for external_port 0): renewed, never
+            # a second mapping (a gateway reads a suggestion of 0 as the internal port)
+            target = entry.external_port
         else:
             target = want.external_port
         held = entry if entry is not None and not lost else None  # its mapping is on the gateway
