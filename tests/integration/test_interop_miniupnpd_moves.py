@@ -144,3 +144,7 @@ def test_a_renewal_asks_for_the_port_the_mapping_holds(lab, tmp_path, method):
     assert (renewed["renewed"], renewed["failed"]) == (1, 0), renewed
     assert trh2.rows() == {("tcp", 22000, granted)}, trh2.rows()
     trh2.agrees(where="after the renewal")
+    # external_port 0 (any): the port held is renewed (a suggestion of 0 is the internal port to miniupnpd)
+    anyport, error = trh2.run("present", [["tcp", 22000, 0, 3600]])
+    assert error is None and trh2.rows() == {("tcp", 22000, granted)}, trh2.rows()
+    trh2.agrees(anyport, "after external_port 0")
