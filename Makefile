@@ -2,7 +2,8 @@
 # Both install what they need first (Debian packages as root, then a virtualenv with pinned tools).
 # Long runs, not part of `make test`: `make soak` (renewal by the timer job and by the watch across reboots,
 # NAT-PMP, PCP and UPnP IGD in sealed network namespaces, as root; `make soak SOAK_ARGS="--lifetime 60 --lifetimes 10"`
-# for 60 s leases over 10 lifetimes, about 10 minutes), `make fuzz` (450,000 cases),
+# for 60 s leases over 10 lifetimes, about 10 minutes), `make fuzz` (450,000 cases, and 300 sequences per protocol
+# of the fleet state machine),
 # `make bench` (figures against the peers, the watch's idle CPU and memory, written to docs/performance.md).
 # `make ee` writes the execution environment's build context to build/ee/context/.
 

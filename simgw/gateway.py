@@ -33,7 +33,7 @@ from .netns import in_private_netns, refuse_multicast
 from .igd import CONNECTION_STATUSES, IGD_VERSIONS, LEASE_POLICIES, Igd
 from .pcp import Pcp
 from .streams import unregister
-from .table import EXTERNAL_PORTS, PORT_RANGE, MappingTable, parse_port_range
+from .table import EXTERNAL_PORTS, MAPPINGS_BY, PORT_RANGE, MappingTable, parse_port_range
 
 Address = Tuple[str, int]
 SPEAKS = ("both", "natpmp", "pcp", "drop-pcp", "none")
@@ -101,6 +101,9 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
         self.lease_policy = "any"  # UPnP: permanent-only (725 for a lease), no-permanent (402 for lease 0),
         # permanent-only-402 (402 for a lease)
         self.secure_mode = False  # UPnP: a mapping only for the asking host (718; AddAnyPortMapping 606)
+        # NAT-PMP and PCP: one mapping per internal port (RFCs 6886, 6887), or per external port as miniupnpd 2.3.1
+        # keeps them (a request suggesting another port makes a second mapping; table.py, MAPPINGS_BY)
+        self.mappings_by = "internal-port"
         self.connection_status = "Connected"  # UPnP: what GetStatusInfo says
         if igd not in IGD_VERSIONS:
             raise ValueError(f"igd must be one of {', '.join(IGD_VERSIONS)}, got {igd!r}")
@@ -138,6 +141,7 @@ class SimulatedGateway:  # pylint: disable=too-many-instance-attributes
             "port_seed": int,
             "lease_policy": _choice(LEASE_POLICIES, f"lease_policy must be one of {', '.join(LEASE_POLICIES)}"),
             "secure_mode": _boolean("secure_mode"),
+            "mappings_by": _choice(MAPPINGS_BY, f"mappings_by must be one of {', '.join(MAPPINGS_BY)}"),
             "connection_status": _choice(CONNECTION_STATUSES, f"connection_status must be one of {', '.join(CONNECTION_STATUSES)}"),
         }
 

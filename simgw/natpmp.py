@@ -52,9 +52,13 @@ class NatPmp(Side):
         forced = self.gw.faults.take("result", "map", self.method)
         if forced:
             return reply(forced.params["code"])
+        by_external = self.gw.mappings_by == "external-port"
         if request.lifetime == 0:
             if internal == 0:
                 for key in [k for k in table if k[0] == client and k[1] == protocol]:
+                    del table[key]
+            elif by_external:  # miniupnpd: every mapping of the internal port
+                for key, _mapping in table.of_internal(client, protocol, internal):
                     del table[key]
             else:
                 table.pop((client, protocol, internal), None)
@@ -66,6 +70,16 @@ class NatPmp(Side):
         key = (client, protocol, internal)
         lifetime = min(request.lifetime, self.gw.lifetime_cap)
         existing = table.get(key)
+        if by_external:  # miniupnpd: the mapping of the internal port on the suggested port, else another one
+            suggested = request.external_port or internal
+            existing = next((m for _k, m in table.of_internal(client, protocol, internal)
+                             if m.external_port == suggested), None)
+            if existing is None:
+                mapping = table.add_another(client, protocol, internal, suggested, lifetime, self.gw.max_mappings,
+                                            self.method)
+                if mapping is None:
+                    return reply(wire.Result.OUT_OF_RESOURCES)
+                return reply(wire.Result.SUCCESS, mapping.external_port, lifetime)
         if existing is not None:
             existing.lifetime = lifetime
             existing.expires = time.monotonic() + lifetime

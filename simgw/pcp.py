@@ -61,6 +61,8 @@ class Pcp(Side):
             return reply(3)  # MALFORMED_REQUEST: internal port 0 only deletes
         key = (client, protocol, internal)
         existing = table.get(key)
+        if self.gw.mappings_by == "external-port":
+            return self._map_by_external(request, client, nonce, reply)
         if existing is not None and existing.nonce and existing.nonce != nonce:
             return reply(pcp.Result.NOT_AUTHORIZED, external=existing.external_port, address=public)
         if request.lifetime == 0:
@@ -75,6 +77,36 @@ class Pcp(Side):
             existing.method, existing.nonce = "pcp", nonce
             return reply(pcp.Result.SUCCESS, lifetime, existing.external_port, public)
         mapping = self.new_mapping(key, request.external_port or internal, lifetime, nonce)
+        if mapping is None:
+            return reply(8)  # NO_RESOURCES
+        return reply(pcp.Result.SUCCESS, lifetime, mapping.external_port, public)
+
+    def _map_by_external(self, request: pcp.MapRequest, client: str, nonce: str, reply: Any) -> bytes:
+        """miniupnpd 2.3.1's way: the internal port's mapping on the suggested port is renewed, another
+        suggested port makes one more mapping; a delete removes the oldest mapping made with the nonce."""
+        table, public = self.gw.table, self.gw.public_address
+        internal, protocol = request.internal_port, request.protocol
+        mappings = table.of_internal(client, protocol, internal)
+        if request.lifetime == 0:
+            mine = [(k, m) for k, m in mappings if m.nonce == nonce]
+            if mappings and not mine:
+                return reply(pcp.Result.NOT_AUTHORIZED, external=mappings[0][1].external_port, address=public)
+            if mine:
+                del table[mine[0][0]]
+            return reply(pcp.Result.SUCCESS, external=mine[0][1].external_port if mine else request.external_port,
+                         address=public)
+        if not table.authorized(client, internal):
+            return reply(pcp.Result.NOT_AUTHORIZED)
+        lifetime = min(request.lifetime, self.gw.lifetime_cap)
+        suggested = request.external_port or internal
+        existing = next((m for _k, m in mappings if m.external_port == suggested), None)
+        if existing is not None:
+            if existing.nonce and existing.nonce != nonce:
+                return reply(pcp.Result.NOT_AUTHORIZED, external=existing.external_port, address=public)
+            existing.lifetime, existing.expires = lifetime, time.monotonic() + lifetime
+            return reply(pcp.Result.SUCCESS, lifetime, existing.external_port, public)
+        mapping = table.add_another(client, protocol, internal, suggested, lifetime, self.gw.max_mappings, self.method,
+                                    nonce)
         if mapping is None:
             return reply(8)  # NO_RESOURCES
         return reply(pcp.Result.SUCCESS, lifetime, mapping.external_port, public)

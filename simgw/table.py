@@ -12,6 +12,12 @@ from typing import Any, Dict, List, Optional, Tuple
 Key = Tuple[Any, ...]  # (client, protocol, internal port)
 PORT_RANGE = (1024, 65535)
 EXTERNAL_PORTS = ("suggested", "random")
+# NAT-PMP and PCP: "internal-port" keeps one mapping per client, protocol and internal port (a request renews
+# it, whatever port it suggests); "external-port" is miniupnpd 2.3.1's way (checked against it): a request
+# suggesting another port than the one the internal port is mapped from makes a second mapping (on the next
+# free port when the suggested one is held), a NAT-PMP delete removes every mapping of the internal port and
+# a PCP delete the oldest one made with its nonce
+MAPPINGS_BY = ("internal-port", "external-port")
 
 
 def parse_port_range(value: Any) -> Tuple[int, int]:
@@ -128,6 +134,27 @@ class MappingTable(Dict[Key, Mapping]):
         items = [(new, mapping) if key == old else (key, value) for key, value in self.items() if key != new or key == old]
         self.clear()
         self.update(items)
+
+    def of_internal(self, client: str, protocol: str, internal_port: int) -> List[Tuple[Key, Mapping]]:
+        """The mappings of a client's internal port, oldest first."""
+        return [(k, m) for k, m in self.items()
+                if (m.client, m.protocol, m.internal_port) == (client, protocol, internal_port)]
+
+    def add_another(self, client: str, protocol: str, internal_port: int, suggested: int, lifetime: int, limit: int,
+                    method: str, nonce: str = "") -> Optional[Mapping]:
+        """One more mapping of a client's internal port (``mappings_by`` external-port), on ``suggested`` or the
+        next free port; None when ``limit`` mappings exist or no port is free."""
+        if len(self) >= limit:
+            return None
+        external = self.free_port(protocol, suggested, ("", protocol, 0))
+        if external is None:
+            return None
+        key: Key = (client, protocol, internal_port)
+        if key in self:
+            key = (client, protocol, internal_port, external)
+        mapping = self[key] = Mapping(client, protocol, internal_port, external, lifetime, time.monotonic() + lifetime,
+                                      method, nonce)
+        return mapping
 
     def rows(self) -> List[Mapping]:
         return sorted(self.values(), key=lambda m: (m.client, m.protocol, m.internal_port))

@@ -72,6 +72,8 @@ options:
     description:
       - The public port to suggest to the gateway, from 0 to 65535; C(0) lets the gateway choose.
       - The gateway may grant another port; see O(strict_port).
+      - Changing it moves the mapping; nothing is left on the old port (NAT-PMP and PCP delete the
+        mapping first and ask anew; UPnP IGD makes the new one, then deletes the old one).
       - Defaults to O(internal_port).
     type: int
   protocol:
@@ -98,6 +100,8 @@ options:
     description:
       - Fail when the gateway grants another external port than the one suggested (not
         applied when O(external_port=0)). The mapping granted on the other port is deleted again.
+      - A mapping this host already had keeps its port, on the gateway and in the ledger. Under
+        UPnP IGD only the port suggested is asked for, and the error names the host that holds it.
       - When false, the other port is accepted and returned.
     type: bool
     default: false

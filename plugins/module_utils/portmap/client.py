@@ -407,7 +407,7 @@ class Client:
 
     def map(
         self, protocol: str, internal_port: int, external_port: Optional[int] = None, lifetime: int = DEFAULT_LIFETIME,
-        nonce: str = "", made_with: Optional[str] = None,
+        nonce: str = "", made_with: Optional[str] = None, exact: bool = False,
     ) -> Mapping:
         """Create or renew a mapping; ``external_port`` is a suggestion (0: any).
 
@@ -415,7 +415,9 @@ class Client:
         empty.  ``made_with`` is the protocol an existing mapping was made with: under
         ``auto``, when this run speaks the other one (the gateway learnt PCP, or
         forgot it), the old mapping is deleted with its own protocol first, so the
-        gateway does not keep two.
+        gateway does not keep two.  ``exact``: UPnP IGD asks for ``external_port`` only
+        (AddPortMapping) and, when another host holds it, fails naming that host; NAT-PMP
+        and PCP cannot ask so (the caller compares the port granted).
         """
         check_protocol(protocol)
         check_port("internal_port", internal_port)
@@ -430,7 +432,7 @@ class Client:
                 except PortmapError:
                     pass
             granted = self._upnp_call(lambda igd: igd.map(protocol, internal_port, external_port, lifetime,
-                                                          self.description))
+                                                          self.description, exact=exact))
             return self._upnp_mapping(protocol, internal_port, granted.external_port, granted.lifetime,
                                       granted.permanent, granted.internal_client)
         if self.requested_method == AUTO and made_with == UPNP and self._side_igd() is not None:
@@ -456,8 +458,9 @@ class Client:
 
         PCP deletes only with the nonce the mapping was made with.  ``made_with``, the
         protocol the mapping was made with, is tried first under ``auto``.  UPnP IGD
-        deletes by external port: ``external_port``, else this host's mapping of
-        ``internal_port`` found in the gateway's table (never another host's).
+        deletes by external port: ``external_port`` while the gateway's table shows it as
+        this host's mapping of ``internal_port``, else this host's mappings of
+        ``internal_port`` found in the table (never another host's).
         """
         check_protocol(protocol)
         check_port("internal_port", internal_port)
@@ -553,11 +556,14 @@ class Client:
 
     def _upnp_ours(self, protocol: str, internal_port: Optional[int], external_port: Optional[int],
                    igd: Optional[Any] = None) -> List[int]:
-        """External ports of this host's UPnP mappings of ``internal_port`` (any with None)."""
+        """External ports of this host's UPnP mappings of ``internal_port`` (any with None); of ``external_port``
+        only, when given and the gateway's table shows it as this host's mapping (never another host's)."""
         igd = igd or self._igd()
-        if external_port is not None:
-            return [external_port]
         ours = igd.internal_client_address()
+        if external_port is not None:
+            entry = igd.specific_entry(protocol, external_port)
+            mine = entry is not None and entry.internal_client == ours and internal_port in (None, entry.internal_port)
+            return [external_port] if mine else []
         if internal_port is not None:
             entry = igd.specific_entry(protocol, internal_port)  # the usual case: the same port outside
             if entry is not None and entry.internal_port == internal_port and entry.internal_client == ours:

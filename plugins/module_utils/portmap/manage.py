@@ -17,7 +17,8 @@ from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, UPNP, Client, Map
 from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError
 from .ledger import Entry, Ledger, LedgerData, LedgerWriteFailed
 from .reachability import assess, nat_facts
-from .reconcile import Undo, note_failure, one_port, record, remember, resume, split_ports, walk
+from .reconcile import (Undo, make_room, note_failure, one_port, record, release, remember, resume, split_ports,
+                        superseded, walk)
 from .records import field, record_class
 
 TYPE_CHECKING = False
@@ -262,14 +263,14 @@ class Manager:
         gateway = self.client.gateway
         entry = data.find(gateway, want.protocol, want.internal_port)
         lost = self._lost(entry, run.now)
-        declared_change = entry is not None and (
-            entry.requested_external_port != want.external_port or entry.requested_lifetime != want.lifetime
-        )
+        port_declared = entry is not None and entry.requested_external_port != want.external_port
+        declared_change = port_declared or (entry is not None and entry.requested_lifetime != want.lifetime)
         if self.check_mode:
             # Predict on the in-memory copy (check mode never writes the ledger), so the
             # diff's "after" shows what a real run would record.
             changed = lost or declared_change
-            external = entry.external_port if entry is not None and not lost else want.external_port
+            external = entry.external_port if entry is not None and not lost and not port_declared \
+                else want.external_port
             lifetime = entry.lifetime if entry is not None and not changed else want.lifetime
             data.put(Entry(gateway, want.protocol, want.internal_port, external, lifetime, run.now,
                            run.now + lifetime, want.external_port, want.lifetime, self.client.epoch))
@@ -285,13 +286,23 @@ class Manager:
             return False
         key = (gateway, want.protocol, want.internal_port)
         partner = self._partner(data, want, run)
-        suggested = partner.external_port if partner is not None else want.external_port
-        if partner is None and entry is not None and not declared_change and entry.method == UPNP \
-                and self.client.method == UPNP:
-            suggested = entry.external_port  # the port this host holds (or held before a restart), not asked anew
+        strict = strict_port and want.external_port != 0
+        if partner is not None:
+            target = partner.external_port
+        elif entry is not None and (not port_declared or not want.external_port) \
+                and not (strict and entry.external_port != want.external_port):
+            # the port this host holds (or held before a reboot; any port will do for external_port 0): renewed, never
+            # a second mapping (a gateway reads a suggestion of 0 as the internal port)
+            target = entry.external_port
+        else:
+            target = want.external_port
+        held = entry if entry is not None and not lost else None  # its mapping is on the gateway
+        released = False
         try:
-            granted = self.client.map(want.protocol, want.internal_port, suggested, want.lifetime,
-                                      nonce=entry.nonce if entry else "", made_with=entry.method if entry else None)
+            released = make_room(self.client, held, target)
+            granted = self.client.map(want.protocol, want.internal_port, target, want.lifetime,
+                                      nonce=entry.nonce if entry and not released else "",
+                                      made_with=entry.method if entry and not released else None, exact=strict)
             if partner is not None and granted.external_port != partner.external_port:
                 granted = self._one_port(run, data, partner, granted, want)
         except (GatewayTimeout, GatewayUnreachable) as exc:
@@ -299,7 +310,7 @@ class Manager:
             raise
         except PortmapError as exc:
             note_failure(data, key, str(exc), self.clock())
-            run.failures.append(str(exc))
+            run.failures.append(str(exc) + (self._put_back(run, data, held) if released and held else ""))
             return False
         if granted.rebooted:
             lost = True  # the gateway rebooted since the previous request of this run
@@ -307,16 +318,23 @@ class Manager:
         method_moved = entry is not None and entry.method != granted.method  # re-created with the other protocol
         if granted.public_address:
             run.public_address = granted.public_address
-        if strict_port and want.external_port and granted.external_port != want.external_port:
-            self.client.delete(want.protocol, want.internal_port, granted.nonce, granted.method)
-            data.remove(*key)
-            run.changed |= entry is not None
+        if strict and granted.external_port != want.external_port:
+            release(self.client, granted)
+            if released and held:
+                kept = self._put_back(run, data, held)
+            else:
+                kept = ""
+                data.remove(*key)
+                run.changed |= entry is not None
             run.failures.append(
                 f"gateway {gateway} granted {want.protocol.upper()} internal port {want.internal_port} the "
                 f"external port {granted.external_port}, not the {want.external_port} asked for (strict_port); "
-                "the mapping was deleted again"
+                f"the mapping was deleted again{kept}"
             )
             return granted.rebooted
+        left = superseded(self.client, held, granted)
+        if left:
+            run.failures.append(left)
         recorded = record(data, self.client, want.protocol, want.internal_port, want.external_port, want.lifetime,
                           granted, run.public_address, self.clock(), same_port=want.same_port)
         changed = lost or declared_change or port_moved or method_moved
@@ -330,6 +348,26 @@ class Manager:
             if split:
                 run.failures.append(split)
         return granted.rebooted
+
+    def _put_back(self, run: Outcome, data: LedgerData, held: Entry) -> str:
+        """A move refused after the mapping was deleted to make it (NAT-PMP, PCP): ask for its old port
+        again, so a refused change leaves the mapping as it was.  Returns what to add to the failure."""
+        try:
+            again = self.client.map(held.protocol, held.internal_port, held.external_port, held.requested_lifetime)
+        except (GatewayTimeout, GatewayUnreachable):
+            data.remove(*held.key)
+            run.changed = True
+            raise
+        except PortmapError as exc:
+            data.remove(*held.key)
+            run.changed = True
+            return f"; its mapping on external port {held.external_port}, deleted to move it, could not be made again: {exc}"
+        restored = record(data, self.client, held.protocol, held.internal_port, held.requested_external_port,
+                          held.requested_lifetime, again, run.public_address, self.clock(), same_port=held.same_port)
+        changed = restored.external_port != held.external_port
+        run.changed |= changed
+        run.results.append(dict(describe(restored, self.clock()), changed=changed, predicted=False))
+        return f"; this host's mapping is back on external port {restored.external_port}"
 
     def _refuse_short(self, run: Outcome, data: LedgerData, min_lifetime: int) -> None:
         """Mappings granted for less than ``min_lifetime``: those this run made are deleted again
@@ -389,14 +427,18 @@ class Manager:
                 if entry is not None:
                     self._remove(run, data, entry)
                 else:
-                    self._remove_unrecorded(run, want)
+                    self._remove_unrecorded(run, data, want)
 
         return self._apply(body)
 
-    def _remove_unrecorded(self, run: Outcome, want: Desired) -> None:
+    def _remove_unrecorded(self, run: Outcome, data: LedgerData, want: Desired) -> None:
         if self.client.requested_method not in (UPNP, "auto"):
             return
-        found = self.client.unrecorded(want.protocol, want.external_port or want.internal_port)
+        external_port = want.external_port or want.internal_port
+        if any(e.protocol == want.protocol and e.external_port == external_port
+               for e in data.for_gateway(self.client.gateway)):
+            return  # the ledger's mapping of another internal port: not this one's to remove
+        found = self.client.unrecorded(want.protocol, external_port)
         if found is None:
             return
         run.changed = True
@@ -415,7 +457,7 @@ class Manager:
         run.changed = True
         if not self.check_mode:
             try:
-                self.client.delete(entry.protocol, entry.internal_port, entry.nonce, entry.method)
+                release(self.client, entry)
             except (GatewayTimeout, GatewayUnreachable) as exc:
                 note_failure(data, entry.key, str(exc), self.clock())
                 raise

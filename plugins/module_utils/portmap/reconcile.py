@@ -7,6 +7,10 @@
 - ``walk``: go over a list of mappings one request at a time; when a reply shows the
   gateway rebooted during the pass, the mappings handled before are gone again and
   are handled once more, at most ``MAX_RESTARTS`` times.
+- ``make_room``, ``superseded``, ``release``: one internal port has one mapping, deleted
+  by what names it in its protocol.  A mapping that moves to another external port is
+  deleted before it is asked anew (NAT-PMP, PCP) or after the new one is granted (UPnP
+  IGD, which keeps mappings by external port), so no old port is left forwarding.
 - ``Undo``: when the ledger cannot be written after the gateway granted something,
   take back on the gateway what the ledger will not record (a new mapping is deleted
   with its own nonce and protocol; a renewal keeps the old entry), and tell both facts.
@@ -15,13 +19,13 @@
 from __future__ import annotations
 
 
-from .client import Client, Mapping
-from .errors import PortmapError
+from .client import UPNP, Client, Mapping
+from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
 from .ledger import Entry, GatewayRecord, LedgerData, Renewal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
-    from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+    from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
     T = TypeVar("T")
 
 MAX_RESTARTS = 3  # reboots during one pass that send it back over the mappings handled before
@@ -94,7 +98,7 @@ def one_port(client: Client, first: Mapping, second: Mapping, lifetime: int, tri
 
 
 def _move(client: Client, mapping: Mapping, external_port: int, lifetime: int) -> Mapping:
-    client.delete(mapping.protocol, mapping.internal_port, mapping.nonce, mapping.method)
+    release(client, mapping)
     return client.map(mapping.protocol, mapping.internal_port, external_port, lifetime, made_with=mapping.method)
 
 
@@ -106,6 +110,49 @@ def split_ports(entries: Sequence[Entry]) -> str:
     got = ", ".join(f"{e.protocol.upper()} got {e.external_port}" for e in entries)
     return (f"gateway {first.gateway} will not give TCP and UDP internal port {first.internal_port} one external "
             f"port ({got}); both mappings are kept, each on its own port")
+
+
+def release(client: Client, mapping: Union[Entry, Mapping]) -> None:
+    """Delete one mapping of this host by what names it in its protocol: PCP its nonce, NAT-PMP its
+    internal port, UPnP IGD its external port (while the gateway shows it as this host's)."""
+    client.delete(mapping.protocol, mapping.internal_port, mapping.nonce, mapping.method,
+                  external_port=mapping.external_port if mapping.method == UPNP else None)
+
+
+def _by_external_port(client: Client, held: Entry) -> bool:
+    return held.method == UPNP and client.method == UPNP
+
+
+def make_room(client: Client, held: Optional[Entry], external_port: int) -> bool:
+    """Before asking for ``held``'s internal port on ``external_port``: whether its mapping was deleted first.
+
+    One internal port has one mapping.  NAT-PMP and PCP gateways keep it by internal port and
+    renew it on its old port whatever is suggested, or (miniupnpd) make a second one: to move
+    it, it is deleted first and asked anew (with a new nonce).  A UPnP IGD keeps mappings by
+    external port: the new one is asked first and the old one deleted after (``superseded``).
+    ``held`` is the ledger's entry while the gateway still has it (None: nothing to move).
+    """
+    if held is None or external_port in (0, held.external_port) or _by_external_port(client, held):
+        return False
+    release(client, held)
+    return True
+
+
+def superseded(client: Client, held: Optional[Entry], granted: Mapping) -> str:
+    """A UPnP IGD granted ``held``'s internal port on another external port: the old one is deleted.
+
+    Returns what went wrong ("" when nothing did): the new mapping is granted either way."""
+    if held is None or not _by_external_port(client, held) or granted.method != UPNP \
+            or granted.external_port == held.external_port:
+        return ""
+    try:
+        release(client, held)
+    except (GatewayTimeout, GatewayUnreachable):
+        raise
+    except PortmapError as exc:
+        return f"{_what(held)} moved to external port {granted.external_port}; deleting its old port " \
+               f"{held.external_port} failed: {exc}"
+    return ""
 
 
 def note_failure(data: LedgerData, key: Tuple[str, str, int], message: str, now: float) -> None:
@@ -175,7 +222,7 @@ class Undo:
             self.changed = True
             return f"{_what(entry)} was granted but is not recorded; it lapses in {entry.lifetime} s"
         try:
-            client.delete(entry.protocol, entry.internal_port, entry.nonce, entry.method)
+            release(client, entry)
         except PortmapError as exc:
             self.changed = True
             return (f"{_what(entry)} was granted but is not recorded, and deleting it again failed ({exc}); "

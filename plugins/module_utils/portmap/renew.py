@@ -24,7 +24,8 @@ from .epoch import EpochObservation
 from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData
 from .reachability import assess
-from .reconcile import Undo, note_failure, one_port, record, remember, resume, split_ports, walk
+from .reconcile import (Undo, make_room, note_failure, one_port, record, remember, resume, split_ports, superseded,
+                        walk)
 from .records import field, record_class
 
 TYPE_CHECKING = False
@@ -229,12 +230,16 @@ class Renewer:
         UDP asks for its port, and the two are moved onto one port when the gateway grants another.
         """
         what = f"{entry.protocol.upper()} internal port {entry.internal_port}"
-        suggested = partner.external_port if partner is not None else entry.requested_external_port
-        if partner is None and entry.method == UPNP and client.method == UPNP:
-            suggested = entry.external_port  # UPnP: the port this host holds, so no second mapping is made
+        # the port this host holds (RFC 6886 section 3.3), so no second mapping is made; the UDP half of
+        # protocol both follows its TCP half
+        suggested = partner.external_port if partner is not None else entry.external_port
         try:
-            granted = client.map(entry.protocol, entry.internal_port, suggested,
-                                 entry.requested_lifetime, nonce=entry.nonce, made_with=entry.method)
+            released = make_room(client, entry, suggested)
+            granted = client.map(entry.protocol, entry.internal_port, suggested, entry.requested_lifetime,
+                                 nonce="" if released else entry.nonce, made_with=None if released else entry.method)
+            left = superseded(client, entry, granted)
+            if left:
+                self.log(left)
             if partner is not None and granted.external_port != partner.external_port:
                 first = Mapping(partner.gateway, "tcp", partner.internal_port, partner.external_port, partner.lifetime,
                                 0, partner.method, False, partner.nonce, partner.public_address)

@@ -357,12 +357,21 @@ class IgdSession:
         is asked once more with lease 0, reported permanent (IGDv1; IGDv2 holds lease 0 for
         604800 s); when that is refused too, the error names both answers.  718 on a
         suggested port: AddAnyPortMapping (IGDv2) or the following ports (IGDv1), within the
-        deadline.  501 from a gateway without a public address: NoPublicAddress.
+        deadline.  501 from a gateway without a public address: NoPublicAddress.  An
+        AddPortMapping of a port this host already holds replaces that mapping (miniupnpd, as
+        the specification has it): a port this host holds for another internal port is never
+        asked for (GetSpecificPortMappingEntry first), it counts as held by another host.
         """
         deadline = self.deadline()
         self.discover(deadline)
         port = external_port or internal_port
         client = self._client(deadline)
+        other = self._other_mapping(protocol, port, internal_port, client, deadline)
+        if other is not None:
+            if exact:
+                raise PortmapError(f"external port {port}/{protocol} on gateway {self.gateway} (UPnP IGD at "
+                                   f"{self.where}) is held by this host's mapping of internal port {other.internal_port}")
+            return self._following(protocol, port, internal_port, client, lifetime, description, deadline)
         try:
             return self._add(protocol, port, internal_port, client, lifetime, description, deadline)
         except UpnpConflict as conflict:
@@ -379,6 +388,27 @@ class IgdSession:
         except UpnpActionFailed as failed:
             self._no_public_address(failed, deadline)
             raise
+
+    def _other_mapping(self, protocol: str, port: int, internal_port: int, client: str,
+                       deadline: float) -> Optional[wire_upnp.PortMappingEntry]:
+        """This host's mapping of ``port`` to another internal port, which an AddPortMapping would replace."""
+        held = self.specific_entry(protocol, port, deadline)
+        return held if held is not None and held.internal_client == client and held.internal_port != internal_port \
+            else None
+
+    def _following(self, protocol: str, port: int, internal_port: int, client: str, lifetime: int, description: str,
+                   deadline: float) -> Granted:
+        """The first port after ``port`` that nobody holds (or this mapping does), within the deadline."""
+        for candidate in range(port + 1, 65536):
+            held = self.specific_entry(protocol, candidate, deadline)
+            if held is not None and (held.internal_client, held.internal_port) != (client, internal_port):
+                continue
+            try:
+                return self._add(protocol, candidate, internal_port, client, lifetime, description, deadline)
+            except UpnpConflict:
+                continue
+        raise PortmapError(f"no external port from {port + 1} on is free for {protocol} on gateway {self.gateway} "
+                           f"(UPnP IGD at {self.where})")
 
     def _client(self, deadline: float) -> str:
         if self.internal_client is None:

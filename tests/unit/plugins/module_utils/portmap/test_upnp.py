@@ -494,9 +494,23 @@ def test_client_delete_never_removes_another_hosts_mapping(tmp_path):
 
 
 def test_client_delete_by_external_port(tmp_path):
-    igd = FakeIgd()
+    mine = edit(edit(vector("v2-GetSpecificPortMappingEntry"), b"192.168.77.10", LOCAL.encode()), b">8090<", b">8080<")
+    igd = FakeIgd({"GetSpecificPortMappingEntry": mine})
     upnp_client(igd, tmp_path).delete("tcp", 8080, external_port=9000)
+    assert [argument(r, "NewExternalPort") for r in requests_of(igd, "GetSpecificPortMappingEntry")] == ["9000"]
     assert [argument(r, "NewExternalPort") for r in requests_of(igd, "DeletePortMapping")] == ["9000"]
+
+
+@pytest.mark.parametrize("holder", ["another host", "another internal port"])
+def test_client_delete_by_external_port_never_removes_what_is_not_this_mapping(tmp_path, holder):
+    """The port the ledger names may since be another host's (the gateway restarted), or this host's
+    mapping of another internal port: it is left alone."""
+    held = vector("v2-GetSpecificPortMappingEntry")  # 192.168.77.10:8090, not this host (192.0.2.10)
+    if holder == "another internal port":
+        held = edit(held, b"192.168.77.10", LOCAL.encode())
+    igd = FakeIgd({"GetSpecificPortMappingEntry": held})
+    upnp_client(igd, tmp_path).delete("tcp", 8080, external_port=9000)
+    assert "DeletePortMapping" not in igd.actions()
 
 
 def test_client_no_public_address(tmp_path):
