@@ -12,6 +12,7 @@ another gateway with hosts of its own, in a topology of its own (a mixed fleet).
     simgw-upnp       the simulated gateway, UPnP IGD v2 only (SSDP unicast, nothing answered on 5351)
     miniupnpd        the real miniupnpd, PCP and NAT-PMP
     miniupnpd-upnp   the real miniupnpd, UPnP IGD only (enable_natpmp=no)
+    miniupnpd-all    the real miniupnpd, PCP, NAT-PMP and UPnP IGD in one daemon
 
 Everything is recorded in a state file before it exists, so a later process (molecule's
 destroy) removes it all, also after a failed run.
@@ -55,7 +56,7 @@ from .netns import Topology, wait_for
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OVERLAID = ("/etc", "/usr/local", "/var/lib", "/var/log")
 WATCHED = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/cron.d", "/usr/local/sbin", "/var/lib")
-GATEWAYS = ("simgw", "simgw-upnp", "miniupnpd", "miniupnpd-upnp")
+GATEWAYS = ("simgw", "simgw-upnp", "miniupnpd", "miniupnpd-upnp", "miniupnpd-all")
 STANDIN = os.path.join(REPO, "tests", "harness", "systemctl_standin.py")
 # Runs argv, records its pid and then its exit status (for stop-unit): argv[1] pid file, argv[2] status file.
 SUPERVISOR = """
@@ -184,8 +185,8 @@ class Fleet:
 
     def _start_gateway(self, site: Dict[str, Any], topo: Topology, python: str, control: str) -> None:
         if site["gateway"].startswith("miniupnpd"):
-            upnp = site["gateway"] == "miniupnpd-upnp"
-            site["miniupnpd"] = {"upnp": upnp, "natpmp": not upnp, "http_port": 5000}
+            kind = site["gateway"]
+            site["miniupnpd"] = {"upnp": kind != "miniupnpd", "natpmp": kind != "miniupnpd-upnp", "http_port": 5000}
             daemon = self._miniupnpd(site, topo)
             site["miniupnpd_folder"] = daemon.folder
             self.save()
