@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -44,6 +45,51 @@ def test_tarball_content(installed):
     members = tarfile.open(tarball).getmembers()  # pylint: disable=consider-using-with
     strays = [m.name for m in members if m.isfile() and m.name.startswith("plugins/") and not m.name.endswith(".py")]
     assert not strays, strays
+
+
+# Folders tests and tools leave in a checkout; none is part of the collection.
+STRAYS = (".ansible/collections/ansible_collections/portmap/natpmp/README.md", ".cache/pm/x", ".hypothesis/x",
+          ".pytest_cache/x", "tests/output/x", ".venv/x", ".venv-matrix/x", ".venv-bench-upnp/x", "build/x",
+          "plugins/module_utils/portmap/__pycache__/x.pyc")
+
+
+def not_the_collection(tarball):
+    """Members under a dot-folder, tests/output, a virtualenv or build/: what the tarball must not carry."""
+    found = []
+    for member in tarfile.open(tarball).getmembers():  # pylint: disable=consider-using-with
+        parts = member.name.split("/")
+        folders = parts if member.isdir() else parts[:-1]
+        if any(part.startswith(".") or part == "__pycache__" for part in folders) or \
+                member.name.split("/")[0] == "build" or member.name.startswith("tests/output"):
+            found.append(member.name)
+    return found
+
+
+def test_tarball_holds_only_the_collection(installed):
+    tarball, _root, _work = installed
+    assert not_the_collection(tarball) == []
+    manifest = json.load(tarfile.open(tarball).extractfile("MANIFEST.json"))  # pylint: disable=consider-using-with
+    description = manifest["collection_info"]["description"]
+    assert "UPnP IGD" in description and "planned" not in description, description
+
+
+def test_build_ignores_what_tests_and_tools_leave_in_the_checkout(tmp_path):
+    """A copy of the checkout with the folders tests and tools leave in it (a stale nested copy of the collection
+    under .ansible/ once made up half the tarball): none of them reaches the tarball."""
+    source = tmp_path / "src"
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    for stray in STRAYS:
+        (source / stray).parent.mkdir(parents=True, exist_ok=True)
+        (source / stray).write_text("not the collection\n")
+    env = dict(os.environ, ANSIBLE_HOME=str(tmp_path / "home"), ANSIBLE_NOCOLOR="1")
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", str(source), "--output-path", str(tmp_path)],
+                   check=True, capture_output=True, env=env)
+    assert not_the_collection(tmp_path / "portmap-natpmp-0.1.0.tar.gz") == []
 
 
 def test_command_from_the_installed_collection(installed, loopback_address, tmp_path):

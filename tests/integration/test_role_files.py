@@ -1,0 +1,206 @@
+"""The renewal role's files and folders on a host of its own: what present makes and what it hands to the
+job's user, what absent and a rollback remove (exactly what the role made), and the checks made before a
+converge reports ok (the job's user can reach the ledger; the command's folder exists).
+
+Each test makes one host (a sealed network namespace behind the simulated gateway, with its own view of
+/etc, /usr/local, /var/lib and /var/log: tests/harness/fleet.py) and removes it, also on failure.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from simgw import control
+from tests.harness.fleet import Fleet
+from tests.harness.netns import netns_available
+from tests.harness.playbook import run_playbook
+
+DEFAULT_FOLDERS = ("/var/lib/portmap-natpmp", "/usr/local/lib/portmap-natpmp")
+RECORD = "/usr/local/lib/portmap-natpmp/portmap-natpmp-created.json"
+
+
+@pytest.fixture
+def host(tmp_path, collections_path):
+    """One host behind the simulated gateway; yields (fleet, run, sh)."""
+    ok, why = netns_available()
+    if not ok:
+        pytest.skip(why)
+    fleet = Fleet(str(tmp_path / "fleet"))
+    fleet.create([["simgw", "h1"]])
+    try:
+        def run(**variables):
+            extra = {"ansible_python_interpreter": fleet.host("h1")["python"],
+                     "renewal_mappings": [{"internal_port": 8080, "lifetime": 3600}], **variables}
+            proc, _recap = run_playbook("role_apply.yml", tmp_path, extra, collections_path=collections_path,
+                                        timeout=300)
+            return proc
+
+        def sh(script: str, check: bool = True) -> str:
+            done = subprocess.run(fleet.exec_argv("h1", ["sh", "-c", script]), capture_output=True, text=True,
+                                  check=False, timeout=60)
+            if check:
+                assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        yield fleet, run, sh
+    finally:
+        problems = fleet.destroy()
+        assert not problems, problems
+
+
+def exists(sh, path: str) -> bool:
+    return sh(f"test -e {path} && echo yes || true").strip() == "yes"
+
+
+def owner(sh, path: str) -> str:
+    return sh(f"stat -c %U:%G {path}").strip()
+
+
+def dangling(sh, *folders: str) -> list:
+    """Paths under ``folders`` owned by a user or group id the host does not know (a deleted user's)."""
+    return sh(f"find {' '.join(folders)} -nouser -o -nogroup 2>/dev/null || true").split()
+
+
+def table(fleet) -> list:
+    return control(fleet.site()["control"], {"cmd": "table"})["mappings"]
+
+
+def test_absent_removes_exactly_what_the_role_made(host):
+    fleet, run, sh = host
+    # Folders of other applications, which the role's files share: the job's user is the admin's,
+    # the ledger's folder is given to it (only its owner may write there), the log folder to its group.
+    sh("set -e; groupadd -r portmap-natpmp; useradd -r -g portmap-natpmp -s /usr/sbin/nologin -M portmap-natpmp\n"
+       "mkdir -p /var/lib/shared /var/log/otherapp /usr/local/lib/apps\n"
+       "echo other > /var/lib/shared/other.json; chown portmap-natpmp:portmap-natpmp /var/lib/shared\n"
+       "echo other > /var/log/otherapp/other.log; chown root:portmap-natpmp /var/log/otherapp\n"
+       "chmod 0775 /var/log/otherapp; echo other > /usr/local/lib/apps/other.py")
+    variables = {"renewal_ledger_path": "/var/lib/shared/ledger.json",
+                 "renewal_log_file": "/var/log/otherapp/portmap.log",
+                 "renewal_lib_dir": "/usr/local/lib/apps",
+                 "renewal_command_path": "/usr/local/sbin/portmap-natpmp"}
+    proc = run(**variables)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    # present changed the owner of no folder it did not make
+    assert owner(sh, "/var/log/otherapp") == "root:portmap-natpmp"
+    assert owner(sh, "/var/lib/shared") == "portmap-natpmp:portmap-natpmp"
+    assert owner(sh, "/usr/local/lib/apps") == "root:root"
+    assert exists(sh, "/var/lib/shared/ledger.json") and exists(sh, "/usr/local/lib/apps/portmap/cli.py")
+    sh("echo 'a line' > /var/log/otherapp/portmap.log; echo old > /var/log/otherapp/portmap.log.1")
+
+    proc = run(renewal_state="absent", **variables)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    for kept in ("/var/lib/shared/other.json", "/var/log/otherapp/other.log", "/usr/local/lib/apps/other.py"):
+        assert exists(sh, kept), f"{kept} was removed"
+    for gone in ("/var/lib/shared/ledger.json", "/var/lib/shared/.portmap-natpmp.lock", "/var/log/otherapp/portmap.log",
+                 "/var/log/otherapp/portmap.log.1", "/usr/local/lib/apps/portmap", "/usr/local/sbin/portmap-natpmp",
+                 "/etc/cron.d/portmap-natpmp", "/etc/logrotate.d/portmap-natpmp"):
+        assert not exists(sh, gone), f"{gone} is still there"
+    assert owner(sh, "/var/log/otherapp") == "root:portmap-natpmp"
+    assert "portmap-natpmp:" in sh("cat /etc/passwd"), "the admin's user was removed"
+    assert table(fleet) == []
+
+
+def test_absent_removes_the_folders_it_made_when_empty(host):
+    _fleet, run, sh = host
+    variables = {"renewal_ledger_path": "/var/lib/made/deep/ledger.json",
+                 "renewal_log_file": "/var/log/pm-made/portmap.log", "renewal_user": "pm-job", "renewal_group": "pm-job"}
+    proc = run(**variables)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert owner(sh, "/var/lib/made/deep") == owner(sh, "/var/log/pm-made") == "pm-job:pm-job"
+    sh("echo mine > /var/log/pm-made/keep.txt")  # another file in a folder the role made
+    proc = run(renewal_state="absent", **variables)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    for gone in ("/var/lib/made", "/usr/local/lib/portmap-natpmp", "/var/log/pm-made/portmap.log"):
+        assert not exists(sh, gone), f"{gone} is still there"
+    assert sh("cat /var/log/pm-made/keep.txt").strip() == "mine"
+    assert "pm-job:" not in sh("cat /etc/passwd")
+    assert dangling(sh, "/var/log/pm-made") == []  # what is kept is not left to the deleted user's id
+    again = run(renewal_state="absent", **variables)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
+
+
+def test_absent_without_a_record_takes_only_the_default_folders_as_its_own(host):
+    _fleet, run, sh = host
+    variables = {"renewal_log_file": "/var/log/pm-made/portmap.log"}
+    proc = run(**variables)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    sh(f"rm -f {RECORD}")  # a host the role installed before it kept a record
+    proc = run(renewal_state="absent", **variables)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    for gone in DEFAULT_FOLDERS + ("/var/log/pm-made/portmap.log",):
+        assert not exists(sh, gone), f"{gone} is still there"
+    assert exists(sh, "/var/log/pm-made")  # not a default folder: not known as the role's
+    assert dangling(sh, "/var/log/pm-made") == []
+
+
+@pytest.mark.parametrize("made_by_module", [True, False], ids=["default-folder", "foreign-folder"])
+def test_a_rollback_leaves_nothing_to_the_deleted_user(host, made_by_module):
+    fleet, run, sh = host
+    if made_by_module:  # the default ledger folder, made by a module run as root before the role's first run
+        folder, variables = "/var/lib/portmap-natpmp", {}
+        sh("mkdir -p /var/lib/portmap-natpmp && echo '{\"schema\": 2, \"gateways\": {}, \"mappings\": []}' "
+           "> /var/lib/portmap-natpmp/ledger.json")
+    else:  # another application's folder
+        folder, variables = "/var/lib/shared", {"renewal_ledger_path": "/var/lib/shared/ledger.json"}
+        sh("mkdir -p /var/lib/shared && echo other > /var/lib/shared/other.json")
+    # granted 60 s: cron cannot keep it, and the run rolls back
+    assert control(fleet.site()["control"], {"cmd": "set", "lifetime_cap": 60})["ok"]
+    proc = run(**variables)
+    assert proc.returncode != 0 and "Nothing of the job was installed" in proc.stdout, proc.stdout[-4000:]
+    assert "portmap-natpmp:" not in sh("cat /etc/passwd")
+    assert dangling(sh, folder) == [], sh(f"ls -lan {folder}")
+    assert owner(sh, folder) == "root:root"
+    assert not exists(sh, "/usr/local/lib/portmap-natpmp")
+    assert table(fleet) == []
+
+
+def test_a_ledger_the_jobs_user_cannot_reach_fails_the_converge(host):
+    fleet, run, sh = host
+    sh("mkdir -p /var/lib/locked && chmod 0700 /var/lib/locked")
+    proc = run(renewal_ledger_path="/var/lib/locked/pm/ledger.json")
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    failure = "\n".join(line for line in proc.stdout.splitlines() if line.startswith("fatal:"))
+    assert "search (x) permission on /var/lib/locked" in failure, proc.stdout[-4000:]
+    assert "does not exist" not in failure
+    assert not exists(sh, "/var/lib/locked/pm") and "portmap-natpmp:" not in sh("cat /etc/passwd")
+    assert table(fleet) == []
+
+
+def test_a_missing_folder_of_the_command_fails_before_anything_changes(host):
+    fleet, run, sh = host
+    proc = run(renewal_command_path="/opt/nowhere/portmap-natpmp")
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    assert "/opt/nowhere" in proc.stdout and "renewal_command_path" in proc.stdout, proc.stdout[-4000:]
+    assert "changed=0" in proc.stdout, proc.stdout[-4000:]
+    assert "portmap-natpmp:" not in sh("cat /etc/passwd")
+    assert not any(exists(sh, path) for path in DEFAULT_FOLDERS)
+    assert table(fleet) == []
+
+
+def test_the_fallback_to_cron_says_so_and_what_it_cannot_do(host):
+    _fleet, run, _sh = host
+    short = run(renewal_scheduler="service", renewal_scheduler_fallback="cron",
+                renewal_mappings=[{"internal_port": 8080, "lifetime": 30}])
+    assert short.returncode != 0
+    assert "set renewal_scheduler: systemd or service" not in short.stdout, short.stdout[-3000:]
+    assert "systemd does not run this host" in short.stdout and "falls back to cron" in short.stdout, short.stdout[-3000:]
+    proc = run(renewal_scheduler="service", renewal_scheduler_fallback="cron")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    notice = [line for line in proc.stdout.splitlines() if "falls back to cron" in line]
+    assert notice, proc.stdout[-4000:]
+
+
+def test_check_mode_on_a_fresh_host_makes_nothing(host, tmp_path, collections_path):
+    """Whether or not the run gets through (the mapping task wants the ledger's folder), it makes nothing,
+    and its rollback removes nothing."""
+    fleet, _run, sh = host
+    sh("mkdir -p /var/lib/other && echo other > /var/lib/other/keep.json")
+    extra = {"ansible_python_interpreter": fleet.host("h1")["python"], "renewal_ledger_path": "/var/lib/new/ledger.json",
+             "renewal_mappings": [{"internal_port": 8080, "lifetime": 3600}]}
+    proc, _recap = run_playbook("role_apply.yml", tmp_path, extra, collections_path=collections_path, check=True)
+    assert "portmap-natpmp:" not in sh("cat /etc/passwd")
+    assert not any(exists(sh, path) for path in ("/var/lib/new", "/usr/local/lib/portmap-natpmp", RECORD))
+    assert table(fleet) == [] and sh("cat /var/lib/other/keep.json").strip() == "other"
+    assert "rescued=1" in proc.stdout or proc.returncode == 0, proc.stdout[-3000:]
