@@ -102,7 +102,8 @@ class ControlChannel(StreamServer):
             return dict(status, rules=[r.view() for r in gw.table.rules], faults=gw.faults.views())
         if name == "reboot":
             gw.reboot()
-            return {"epoch": gw.epoch}
+            # counted in the same turn of the loop as the reboot: no request can come between
+            return {"epoch": gw.epoch, "mappings": len(gw.table)}
         if name == "set":
             if "epoch" in command:  # as if the gateway had been up this long (tests age ledgers)
                 gw.started = now - int(command["epoch"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -224,3 +225,30 @@ def test_control_channel_commands(gw):
         raw.sendall(b"{not json\n")
         assert b'"ok": false' in raw.recv(1000)
     assert control(path, {"cmd": "log"})["ok"]
+
+
+def test_the_reboot_answer_counts_the_table_of_its_own_moment(gw, client):
+    """A client that maps again on the reboot's announcement may do so before a second control request
+    reads the table: the reboot's own answer says how many mappings the reboot left (the fleet harness's
+    await-mappings relies on it)."""
+    client.map("tcp", 8080, 8080, 3600)
+    gw.ctl({"cmd": "set", "epoch": 1000})
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        conn.settimeout(10)
+        conn.connect(gw.control_path)
+        conn.sendall(b'{"cmd": "reboot"}\n')
+        probe.settimeout(1)
+        probe.connect((gw.address, gw.port))
+        epoch = 1000
+        while epoch >= 1000:  # the reboot is done when the epoch is back near 0
+            probe.send(b"\x00\x00")
+            epoch = wire.decode_reply(probe.recv(64)).epoch
+        client.map("tcp", 8080, 8080, 3600)  # made again before the reboot's answer is read
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = conn.recv(65536)
+            assert chunk, "the control channel closed without an answer"
+            answer += chunk
+    assert len(table(gw)) == 1  # a table read now already holds the mapping made again
+    assert json.loads(answer)["mappings"] == 0
