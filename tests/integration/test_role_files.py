@@ -204,3 +204,38 @@ def test_check_mode_on_a_fresh_host_makes_nothing(host, tmp_path, collections_pa
     assert not any(exists(sh, path) for path in ("/var/lib/new", "/usr/local/lib/portmap-natpmp", RECORD))
     assert table(fleet) == [] and sh("cat /var/lib/other/keep.json").strip() == "other"
     assert "rescued=1" in proc.stdout or proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_the_role_after_the_module_run_as_root_takes_the_ledger_for_the_job(host, tmp_path, collections_path):
+    """The README's first example (the module, as root) leaves the default ledger root's; the role then
+    predicts in check mode and, for real, gives the ledger and its lock to the job's user, whose job runs."""
+    fleet, run, sh = host
+    sh("set -e; mkdir -p /var/lib/portmap-natpmp; echo '{\"schema\": 2, \"gateways\": {}, \"mappings\": []}' "
+       "> /var/lib/portmap-natpmp/ledger.json; touch /var/lib/portmap-natpmp/.portmap-natpmp.lock")
+    extra = {"ansible_python_interpreter": fleet.host("h1")["python"],
+             "renewal_mappings": [{"internal_port": 8080, "lifetime": 3600}]}
+    check, _recap = run_playbook("role_apply.yml", tmp_path, extra, collections_path=collections_path, check=True)
+    assert check.returncode == 0, check.stdout[-4000:]
+    assert "portmap-natpmp:" not in sh("cat /etc/passwd")
+    assert owner(sh, "/var/lib/portmap-natpmp/ledger.json") == "root:root"  # check mode changed nothing
+    proc = run()
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    for path in ("/var/lib/portmap-natpmp", "/var/lib/portmap-natpmp/ledger.json",
+                 "/var/lib/portmap-natpmp/.portmap-natpmp.lock"):
+        assert owner(sh, path) == "portmap-natpmp:portmap-natpmp", path
+    job = fleet.run_job("h1", now=True)
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert [m["internal_port"] for m in table(fleet)] == [8080]
+
+
+def test_a_ledger_folder_given_to_the_user_alone_stays_unchanged_on_a_second_run(host):
+    """The admin gives an existing folder to the job's user only (its group stays root's): the lock's group is
+    the folder's, as the client sets it, so the role and the client do not take it back from each other."""
+    _fleet, run, sh = host
+    sh("set -e; useradd --system -U portmap-natpmp; mkdir -p /var/lib/shared; chown portmap-natpmp:root /var/lib/shared")
+    variables = {"renewal_ledger_path": "/var/lib/shared/ledger.json"}
+    first = run(**variables)
+    assert first.returncode == 0, first.stdout[-4000:]
+    again = run(**variables)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-4000:]
+    assert owner(sh, "/var/lib/shared/.portmap-natpmp.lock") == "portmap-natpmp:root"
