@@ -480,7 +480,7 @@ def dispatch(args: Args) -> int:
         return _watch(args, ledger, make_client)
     from .manage import Manager, normalize
 
-    if args.command == "public":  # every protocol heard out briefly (detect.LINGER after the choice)
+    if args.command == "public":  # every protocol heard out briefly (detect.BRIEF after the choice)
         facts = Manager(ledger, make_client()).info(table=False, brief=True)
         if not facts["answers"]:
             raise PortmapError(facts["error"])

@@ -639,7 +639,7 @@ class Client:
         """What the gateway speaks, read-only.
 
         Under ``auto`` the three protocols are asked at once and, with ``settle``, heard out
-        (``detect``; ``brief``: for as long as the choice took, at least ``detect.LINGER``, as the
+        (``detect``; ``brief``: for as long as the choice took, at least ``detect.BRIEF``, as the
         command's ``public`` does); without, the asking ends at the choice and a protocol not heard
         out is None.  The one chosen is then the
         method in use.  A forced method asks only its own.  Returns per method None (not asked,

@@ -43,6 +43,7 @@ PCP_SHARE = 1 / 3  # of the deadline: how long a NAT-PMP answer waits for PCP's
 UPNP_GRACE = 0.25  # seconds after the start: how long an IGD's answer waits for PCP's and NAT-PMP's
 SETTLE = 0.5  # seconds after the choice that ``settle`` waits for the other protocols
 LINGER = 0.02  # seconds (at least; or as long as PCP took) a PCP choice waits for NAT-PMP's address
+BRIEF = 0.1  # seconds (at least) ``brief`` hears the others out: miniupnpd holds an M-SEARCH answer 50 ms
 UNHEARD = "not heard out"  # a protocol still unanswered when another was chosen (not a failure)
 SLICE = 0.01  # polling step when a source cannot be waited on with select (test doubles)
 
@@ -124,8 +125,8 @@ def detect(gateway: str, port: int, deadline: float, clock: Callable[[], float],
     ``kept``: an IGD an earlier run found (kept in the ledger) stands in for the search: no SSDP is
     sent, and it is chosen (its reply None) as an IGD's answer would be, when PCP and NAT-PMP are
     refused or have not answered ``UPNP_GRACE`` seconds after the start.  ``brief`` (with ``settle``):
-    the others are heard out for ``LINGER`` seconds after the choice (or as long as the choice took),
-    not ``SETTLE``: a gateway's answers on the LAN come within that."""
+    the others are heard out for ``BRIEF`` seconds after the choice (or as long as the choice took),
+    not ``SETTLE``: a gateway's answers on the LAN come within that, an IGD's included."""
     start = clock()
     budget = deadline - start
     opened: List[Any] = []
@@ -188,7 +189,7 @@ def _run(probes: List[Probe], start: float, budget: float, clock: Callable[[], f
                 chosen_at = elapsed
                 # how long after the choice the asking goes on (PCP chosen: NAT-PMP's answer, sent with
                 # it, tells the public address ANNOUNCE does not)
-                after = now + (SETTLE if settle and not brief else max(chosen_at, LINGER))
+                after = now + ((max(chosen_at, BRIEF) if brief else SETTLE) if settle else max(chosen_at, LINGER))
         pending = [p for p in probes if p.outcome is None]
         if settle:
             settled = not pending or now >= after

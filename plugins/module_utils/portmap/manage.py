@@ -475,7 +475,7 @@ class Manager:
         """Read-only facts; a gateway that does not answer is reported, not an error.
 
         Under ``auto`` the three protocols are asked at once and (``settle``) heard out, so the
-        facts tell what the gateway speaks (``brief``: for ``detect.LINGER`` after the choice); ``method`` is what a change would use.  Under UPnP
+        facts tell what the gateway speaks (``brief``: for ``detect.BRIEF`` after the choice); ``method`` is what a change would use.  Under UPnP
         IGD the gateway's table is listed too (``gateway_table``, unless ``table`` is False).
         With ``stun_server`` (``host:port``) the NAT's behaviour is classified with STUN too.
         """

@@ -127,6 +127,15 @@ def test_probe_hears_all_three_out(tmp_path):
     assert client.method == "pcp"
 
 
+def test_the_brief_probe_hears_an_igd_that_holds_its_answer_as_miniupnpd_does(tmp_path):
+    """The command's ``public``: miniupnpd answers a unicast M-SEARCH 50 ms late (minissdp.c, a delay "to
+    prevent flooding"); a PCP gateway answering in 1 ms must still be said to speak UPnP IGD."""
+    client, igd, _channels, _ssdp = rig(tmp_path, DualGateway(), ssdp_delay=0.05)
+    found = client.probe(brief=True)
+    assert found["speaks"] == ["pcp", "natpmp", "upnp"] and client.method == "pcp"
+    assert elapsed(igd) < detect.SETTLE  # heard out briefly, not for the whole settle time
+
+
 def test_probe_on_a_upnp_only_gateway(tmp_path):
     client, _igd, _channels, _ssdp = rig(tmp_path, "refused")
     found = client.probe()
