@@ -40,8 +40,12 @@ unit: venv
 pythons: venv
 	scripts/pythons.sh
 
+# The integration tests mostly wait (on timers, leases, gateways' restarts): four pytest-xdist workers
+# on two cores. Tests that share a fixed port are grouped onto one worker (xdist_group).
+INTEGRATION_WORKERS ?= 4
+
 integration: venv
-	$(VENV)/bin/python -m pytest tests/integration
+	$(VENV)/bin/python -m pytest -n $(INTEGRATION_WORKERS) --dist loadgroup tests/integration
 
 molecule: venv
 	scripts/molecule.sh $(SCENARIO)

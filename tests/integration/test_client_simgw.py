@@ -19,6 +19,11 @@ from portmap.errors import (
 )
 from simgw import SimulatedGateway, control
 
+# The tests that listen on 127.0.0.1:5350 (the port every announcement to loopback goes to) run
+# one at a time, on one pytest-xdist worker (--dist loadgroup): two listeners there would split
+# the datagrams between them.
+CLIENT_PORT_ONLY = pytest.mark.xdist_group("loopback-5350")
+
 
 @pytest.fixture
 def client(gw, tmp_path):
@@ -143,6 +148,7 @@ def test_no_reboot_when_consistent(gw, tmp_path):
     assert not second.public_address().rebooted
 
 
+@CLIENT_PORT_ONLY
 @pytest.mark.parametrize("speaks, kinds", [("natpmp", {"natpmp"}), ("pcp", {"pcp"}), ("both", {"natpmp", "pcp"})])
 def test_announcement_on_reboot_to_loopback(tmp_path, speaks, kinds):
     """NAT-PMP's public address announcement and PCP's ANNOUNCE response, to 127.0.0.1:5350 only."""
@@ -183,6 +189,7 @@ def test_announcement_on_reboot_to_loopback(tmp_path, speaks, kinds):
         listener.close()
 
 
+@CLIENT_PORT_ONLY
 def test_repeated_announcements_carry_the_epoch_of_their_moment(tmp_path):
     """RFC 6886 3.2.1: each of the announcements (0, 0.25, 0.75, 1.75, 3.75 s ...) tells the epoch when it
     is sent; a repeat with the first one's epoch would look like a second reboot to a listening client."""
