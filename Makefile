@@ -41,11 +41,11 @@ pythons: venv
 	scripts/pythons.sh
 
 # The integration tests mostly wait (on timers, leases, gateways' restarts): four pytest-xdist workers
-# on two cores. Tests that share a fixed port are grouped onto one worker (xdist_group).
+# on two cores (tests that share a fixed port take turns through a lock of their own).
 INTEGRATION_WORKERS ?= 4
 
 integration: venv
-	$(VENV)/bin/python -m pytest -n $(INTEGRATION_WORKERS) --dist loadgroup tests/integration
+	$(VENV)/bin/python -m pytest -n $(INTEGRATION_WORKERS) tests/integration
 
 molecule: venv
 	scripts/molecule.sh $(SCENARIO)
