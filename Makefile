@@ -41,8 +41,12 @@ unit: venv
 pythons: venv
 	scripts/pythons.sh
 
+# The integration tests mostly wait (on timers, leases, gateways' restarts): four pytest-xdist workers
+# on two cores (tests that share a fixed port take turns through a lock of their own).
+INTEGRATION_WORKERS ?= 4
+
 integration: venv
-	$(VENV)/bin/python -m pytest tests/integration
+	$(VENV)/bin/python -m pytest -n $(INTEGRATION_WORKERS) tests/integration
 
 molecule: venv
 	scripts/molecule.sh $(SCENARIO)

@@ -32,16 +32,34 @@ sweep() {
 sweep  # hosts a killed earlier run left behind
 trap 'sweep; rm -rf "$COLLECTIONS"' EXIT
 
-status=0
-summary=()
+# Scenarios run MOLECULE_JOBS at a time (default 2: their hosts, gateways and molecule states are
+# each scenario's own), the longest first; each one's output is printed when it ends, whole after a failure.
+JOBS=${MOLECULE_JOBS:-2}
+LONGEST_FIRST=(fleet gateway_reboot default watch_service upnp miniupnpd)
+ordered=()
+for scenario in "${LONGEST_FIRST[@]}"; do
+    [[ " ${scenarios[*]} " == *" $scenario "* ]] && ordered+=("$scenario")
+done
 for scenario in "${scenarios[@]}"; do
+    [[ " ${ordered[*]} " == *" $scenario "* ]] || ordered+=("$scenario")
+done
+RESULTS=$(mktemp -d)
+trap 'sweep; rm -rf "$COLLECTIONS" "$RESULTS"' EXIT
+
+run_scenario() {  # run_scenario NAME: its output in $RESULTS/NAME.log, "rc seconds" in $RESULTS/NAME.rc
+    local scenario=$1 start rc
     start=$(date +%s)
-    log=$(mktemp)
-    molecule test -s "$scenario" > "$log" 2>&1
+    molecule test -s "$scenario" > "$RESULTS/$scenario.log" 2>&1
     rc=$?
-    elapsed=$(( $(date +%s) - start ))
+    echo "$rc $(( $(date +%s) - start ))" > "$RESULTS/$scenario.rc"
+}
+
+report() {  # report NAME: print a finished scenario's lines (its whole output if it failed)
+    local scenario=$1 rc elapsed log=$RESULTS/$1.log
+    read -r rc elapsed < "$RESULTS/$scenario.rc"
+    echo "== molecule $scenario: exit $rc in ${elapsed}s"
     grep -E '(Executed: |: ok=[0-9]+ +changed=)' "$log" | sed 's/^ *│ *//'
-    if [ $rc -eq 0 ]; then
+    if [ "$rc" -eq 0 ]; then
         summary+=("$(printf '  %-16s OK      %4ss' "$scenario" "$elapsed")")
     else
         cat "$log"
@@ -51,7 +69,24 @@ for scenario in "${scenarios[@]}"; do
     if [ -n "${MOLECULE_LOG_DIR:-}" ]; then  # keep every scenario's whole output
         mkdir -p "$MOLECULE_LOG_DIR" && cp "$log" "$MOLECULE_LOG_DIR/$scenario.log"
     fi
-    rm -f "$log"
+}
+
+status=0
+summary=()
+declare -A running=()  # pid -> scenario
+for scenario in "${ordered[@]}"; do
+    while [ ${#running[@]} -ge "$JOBS" ]; do
+        wait -n -p done_pid "${!running[@]}"
+        report "${running[$done_pid]}"
+        unset "running[$done_pid]"
+    done
+    run_scenario "$scenario" &
+    running[$!]=$scenario
+done
+while [ ${#running[@]} -gt 0 ]; do
+    wait -n -p done_pid "${!running[@]}"
+    report "${running[$done_pid]}"
+    unset "running[$done_pid]"
 done
 echo "molecule scenarios:"
 printf '%s\n' "${summary[@]}"

@@ -134,16 +134,28 @@ def network_guard():
     assert guard_installed(), "a test removed the network guard"
 
 
-# Loopback addresses: a distinct 127.0.0.N per test (and per extra client), never reused
-# within a run; N depends on the process id so that two runs on one machine do not meet.
+# Loopback addresses: a distinct 127.B.x.y per test (and per extra client), never reused
+# within a run. Each process has a block B of its own: pytest-xdist's workers (gw0, gw1, ...)
+# blocks next to each other from their controller's process id, a run without workers one from
+# its own, so that neither two workers nor two runs on one machine meet.
 _counter = itertools.count()
-_BASE = 10 + (os.getpid() % 20) * 10
+
+
+def _block() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        slots = max(1, 250 // count)
+        return 1 + (os.getppid() % slots) * count + int(worker[2:]) % count
+    return 1 + os.getpid() % 250
+
+
+_BLOCK = _block()
 
 
 def next_loopback() -> str:
-    n = next(_counter)
-    second, last = divmod(_BASE + n, 250)
-    return f"127.0.{second}.{last + 2}"
+    third, last = divmod(next(_counter), 250)
+    return f"127.{_BLOCK}.{third}.{last + 2}"
 
 
 @pytest.fixture

@@ -29,15 +29,18 @@ def netns_ok():
 
 @pytest.fixture
 def topology(netns_ok):
-    """One host behind a gateway; removed after the test, also on failure."""
-    before = set(existing_namespaces())
+    """One host behind a gateway; removed after the test, also on failure.
+
+    Only this test's own namespaces are checked afterwards: other tests (pytest-xdist workers,
+    other runs on the machine) make and remove theirs at the same time.
+    """
     topo = Topology(hosts=1).create()
     try:
         topo.assert_sealed()
         yield topo
     finally:
         topo.destroy()
-        left = set(existing_namespaces()) - before
+        left = set(topo.namespaces) & set(existing_namespaces())
         assert not left, f"namespaces left behind: {left}"
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import socket
+import tempfile
 import time
 
 import pytest
@@ -19,6 +22,20 @@ from portmap.errors import (
     OutOfResources,
 )
 from simgw import SimulatedGateway, control
+
+
+@pytest.fixture
+def client_port_alone():
+    """The tests that listen on 127.0.0.1:5350 (where every announcement to loopback goes) take turns,
+    across pytest-xdist workers and across runs on this machine: two listeners there would split the
+    datagrams between them, and one would hear the other's gateway."""
+    path = os.path.join(tempfile.gettempdir(), f"portmap-natpmp-127.0.0.1-{wire.CLIENT_PORT}.lock")
+    with open(path, "a", encoding="ascii") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-timeout ends a wait that never ends
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture
@@ -145,7 +162,7 @@ def test_no_reboot_when_consistent(gw, tmp_path):
 
 
 @pytest.mark.parametrize("speaks, kinds", [("natpmp", {"natpmp"}), ("pcp", {"pcp"}), ("both", {"natpmp", "pcp"})])
-def test_announcement_on_reboot_to_loopback(tmp_path, speaks, kinds):
+def test_announcement_on_reboot_to_loopback(tmp_path, speaks, kinds, client_port_alone):  # pylint: disable=unused-argument
     """NAT-PMP's public address announcement and PCP's ANNOUNCE response, to 127.0.0.1:5350 only."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -184,7 +201,7 @@ def test_announcement_on_reboot_to_loopback(tmp_path, speaks, kinds):
         listener.close()
 
 
-def test_repeated_announcements_carry_the_epoch_of_their_moment(tmp_path):
+def test_repeated_announcements_carry_the_epoch_of_their_moment(tmp_path, client_port_alone):  # pylint: disable=unused-argument
     """RFC 6886 3.2.1: each of the announcements (0, 0.25, 0.75, 1.75, 3.75 s ...) tells the epoch when it
     is sent; a repeat with the first one's epoch would look like a second reboot to a listening client."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
