@@ -9,8 +9,9 @@ The documents are real devices' own, as published (stored in vectors/upnp/):
 - ``mikrotik-chr-rootDesc.xml``: MikroTik RouterOS (CHR v7.10) with two WANDevices, each with its own
   ``WANIPConnection:1`` (one per uplink). Posted in https://github.com/tailscale/tailscale/issues/8364 and kept as
   ``mikrotikRootDescXML`` in the same file (its URLBase and presentation URL renamed there, as here).
-- ``arris-nvg578lx-AddAnyPortMapping-402.b64``: an ARRIS NVG578LX's answer to a mapping asked with a lease:
-  402 Invalid Args (the same mapping with lease 0 is accepted). Logged in
+- ``arris-nvg578lx-AddAnyPortMapping-402.xml``: an ARRIS NVG578LX's answer to a mapping asked with a lease:
+  402 Invalid Args (the same mapping with lease 0 is accepted; its line ends kept as LF here, which an XML
+  parser reads alike). Logged in
   https://github.com/tailscale/tailscale/issues/15223 (which led to tailscale pull request 15231).
 
 The answers to the other actions are miniupnpd's recorded ones (vectors/upnp/*.b64), their service type
@@ -19,7 +20,6 @@ rewritten to the one each test speaks to.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 
@@ -38,10 +38,8 @@ MIKROTIK_WAN7 = f"http://{GATEWAY}:2828/upnp/control/xstnsgeuyh/wanipconn-7"
 
 
 def document(name: str) -> bytes:
-    """A vector file's bytes; a ``.b64`` file keeps a document whose CRLF line ends are part of it."""
     with open(os.path.join(VECTORS, name), "rb") as handle:
-        data = handle.read()
-    return base64.b64decode(data) if name.endswith(".b64") else data
+        return handle.read()
 
 
 def speaking(name: str, service_type: str) -> bytes:
@@ -235,12 +233,12 @@ def test_a_kept_service_says_so():
 
 
 def arris_402() -> bytes:
-    return http_answer(document("arris-nvg578lx-AddAnyPortMapping-402.b64"), "500 Internal Server Error")
+    return http_answer(document("arris-nvg578lx-AddAnyPortMapping-402.xml"), "500 Internal Server Error")
 
 
 def test_the_arris_answer_is_invalid_args():
     with pytest.raises(errors.UpnpInvalidArgs):
-        wire_upnp.decode_response(document("arris-nvg578lx-AddAnyPortMapping-402.b64"), "AddAnyPortMapping")
+        wire_upnp.decode_response(document("arris-nvg578lx-AddAnyPortMapping-402.xml"), "AddAnyPortMapping")
 
 
 @pytest.mark.parametrize("action, version, lifetime, permanent", [
