@@ -104,8 +104,8 @@ def test_a_tr064_service_is_spoken_to_in_its_own_type():
     granted = s.map("tcp", 8080, 8080, 3600, "web")
     assert (granted.external_port, granted.lifetime, granted.permanent) == (8080, 3600, False)
     soap = [r for r in igd.requests if not r.startswith(b"GET ")]
-    assert [igd.key(r) for r in soap] == ["GetStatusInfo", "GetExternalIPAddress", "GetSpecificPortMappingEntry",
-                                       "AddPortMapping"]
+    assert [igd.key(r) for r in soap] == [
+        "GetStatusInfo", "GetExternalIPAddress", "GetSpecificPortMappingEntry", "AddPortMapping"]
     assert {path_of(r) for r in soap} == {"/ctrlt/WANPPPConnection_1"}
     assert {soap_type(r) for r in soap} == {TR064_PPP} and {body_type(r) for r in soap} == {TR064_PPP}
     assert s.external_address() == "11.22.33.2"
