@@ -64,7 +64,7 @@ def client(tool: str, url: str, local: str) -> Tuple[Optional[Callable[[int], No
         return None, bare_socket(url)
     if tool == "ours":
         sys.path.insert(0, MODULE_UTILS)
-        from portmap.upnp import IgdSession  # pylint: disable=import-outside-toplevel
+        from portmap.methods.igd import IgdSession  # pylint: disable=import-outside-toplevel
 
         session = IgdSession(GATEWAY, upnp_url=url)
         session.discover()
@@ -156,7 +156,7 @@ def work(tools: List[str], url: str, local: str, first_port: int, n: int, n_exte
 
 def cleanup(url: str, first_port: int, n: int) -> None:
     sys.path.insert(0, MODULE_UTILS)
-    from portmap.upnp import IgdSession  # pylint: disable=import-outside-toplevel
+    from portmap.methods.igd import IgdSession  # pylint: disable=import-outside-toplevel
 
     session = IgdSession(GATEWAY, upnp_url=url, timeout=10.0)
     for port in range(first_port, first_port + n):

@@ -33,9 +33,7 @@ def open_ledger_and_client(module: Any, create_folder: bool = True) -> Any:
         raise InputError(f"timeout must be a positive number of seconds, got {params['timeout']}")
     ledger = open_ledger(params["ledger_path"], create_folder)
     ledger.load()  # a ledger that cannot be read fails here, before any request
-    if params["upnp_url"] and params["method"] not in ("auto", "upnp"):
-        raise InputError(f"upnp_url is for method upnp (or auto), not {params['method']}")
-    client = Client(  # validates the gateway (or finds it); sends nothing
+    client = Client(  # validates the options and the gateway (or finds it); sends nothing
         params["gateway"],
         timeout=params["timeout"],
         source_address=params["source_address"],

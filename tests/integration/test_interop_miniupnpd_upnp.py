@@ -22,7 +22,7 @@ from tests.harness.interop import LISTENER, MODULE_UTILS, client_script, wan_con
 
 pytestmark = pytest.mark.netns
 
-SESSION = "from portmap.upnp import IgdSession\nGW = '192.168.77.1'\n"
+SESSION = "from portmap.methods.igd import IgdSession\nGW = '192.168.77.1'\n"
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from tests.unit.plugins.module_utils.portmap.fakes_upnp import GATEWAY, URL, VECTORS, FakeIgd, body_of, vector
 from portmap import errors, transport_upnp, wire_ssdp, wire_upnp
 from portmap.transport_upnp import Http
-from portmap.upnp import IgdSession
+from portmap.methods.igd import IgdSession
 from test_fuzz import FUZZ, mutated
 
 CASES: Counter = Counter()

@@ -9,7 +9,8 @@ A gateway that restarts (or whose public address changes) says so without being 
 - UPnP IGD (UPnP Device Architecture 1.1 section 1.2.2): ``NOTIFY * HTTP/1.1`` with
   ``NTS: ssdp:alive`` to 239.255.255.250:1900, whose BOOTID.UPNP.ORG changes at each boot.
 
-``Listener`` holds the sockets that hear them (bound to the ports, joined to the groups on
+Each method says where its announcements come (``Method.announcements``) and how to read them
+(``Method.decode_announcement``).  ``Listener`` holds the sockets that hear them (bound to the ports, joined to the groups on
 the interface toward the gateway; joining sends nothing for 224.0.0.1, and an IGMP report
 on that interface only for the SSDP group) and turns each datagram into an ``Announcement``.
 Only datagrams whose source is one of the gateways asked for are returned; the others are
@@ -22,23 +23,18 @@ from __future__ import annotations
 import errno
 import socket
 
-from . import wire_natpmp, wire_pcp, wire_ssdp
-from .errors import MalformedPacket
+from . import methods
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
     from typing import Dict, Iterable, List, Optional, Tuple
 
-NATPMP, PCP, UPNP = "natpmp", "pcp", "upnp"
-ANNOUNCE_PORT = wire_natpmp.CLIENT_PORT
-ANNOUNCE_GROUP = wire_natpmp.ANNOUNCE_GROUP
-SSDP_PORT = wire_ssdp.PORT
-SSDP_GROUP = wire_ssdp.MULTICAST_ADDRESS
 MAX_DATAGRAM = 2048
+PROBE_PORT = 5351  # connecting a UDP socket toward it sends nothing: it tells the local address
 
 
 class Announcement:
-    """One announcement from a gateway: ``kind`` natpmp, pcp or upnp, and what it tells.
+    """One announcement from a gateway: ``kind``, the method whose announcement it is, and what it tells.
 
     ``epoch``: NAT-PMP and PCP (seconds since the gateway's table was reset); ``public_address``:
     NAT-PMP; ``boot_id`` (None when the gateway sends none) and ``nts``: UPnP.
@@ -60,26 +56,12 @@ class Announcement:
         return f"Announcement({self.kind}, {self.source}, epoch={self.epoch}, boot_id={self.boot_id})"
 
 
-def decode(data: bytes, source: str, port: int) -> Optional[Announcement]:
-    """The announcement in ``data`` (received on ``port``), or None for anything else (never raises)."""
-    if port == SSDP_PORT or data[:6] in (b"NOTIFY", b"notify"):
-        message = wire_ssdp.decode(data)
-        if message is None or message.kind != "notify":
-            return None
-        return Announcement(UPNP, source, boot_id=message.boot_id, nts=message.nts, location=message.location)
-    try:
-        if data[:1] == b"\x00":
-            reply = wire_natpmp.decode_reply(data)
-            if reply.op != 128 or reply.result != 0 or reply.public_address is None:
-                return None
-            return Announcement(NATPMP, source, epoch=reply.epoch, public_address=reply.public_address)
-        if data[:1] == bytes([wire_pcp.VERSION]):
-            response = wire_pcp.decode_reply(data)
-            if response.op != wire_pcp.OP_ANNOUNCE or response.result != 0:
-                return None
-            return Announcement(PCP, source, epoch=response.epoch)
-    except (MalformedPacket, ValueError, IndexError):
-        return None
+def decode(data: bytes, source: str, kinds: Iterable[str]) -> Optional[Announcement]:
+    """The announcement in ``data`` of one of the methods ``kinds``, or None for anything else (never raises)."""
+    for kind in kinds:
+        found = methods.load(kind).decode_announcement(data, source)
+        if found is not None:
+            return found
     return None
 
 
@@ -89,7 +71,7 @@ def local_address_toward(gateway: str, source_address: Optional[str] = None) -> 
         return source_address
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        sock.connect((gateway, ANNOUNCE_PORT + 1))
+        sock.connect((gateway, PROBE_PORT))
         return sock.getsockname()[0]
     except OSError:
         return "0.0.0.0"
@@ -98,26 +80,30 @@ def local_address_toward(gateway: str, source_address: Optional[str] = None) -> 
 
 
 class Listener:
-    """The sockets that hear announcements from ``gateways`` (address -> the local address toward it).
+    """The sockets that hear announcements from ``gateways`` (address -> the local address toward it)
+    for the methods ``kinds`` (each method's ``announcements``: port, group, what; methods that share
+    a port share a socket).
 
-    ``upnp``: also listen for SSDP NOTIFY.  A port that cannot be bound (another program holds
-    it without SO_REUSEADDR) is left out and said in ``problems``: the watch then relies on
-    its periodic checks.
+    A port that cannot be bound (another program holds it without SO_REUSEADDR) is left out and
+    said in ``problems``: the watch then relies on its periodic checks.
     """
 
-    def __init__(self, gateways: Dict[str, str], upnp: bool = False, natpmp: bool = True) -> None:
+    def __init__(self, gateways: Dict[str, str], kinds: Iterable[str]) -> None:
         self.gateways = dict(gateways)
-        self.sockets: List[Tuple[socket.socket, int]] = []
+        self.sockets: List[Tuple[socket.socket, Tuple[str, ...]]] = []
         self.problems: List[str] = []
         self.ignored = 0
         self.last_ignored: Optional[str] = None
         interfaces = sorted(set(self.gateways.values()))
-        if natpmp:
-            self._open(ANNOUNCE_PORT, ANNOUNCE_GROUP, interfaces, "NAT-PMP and PCP announcements")
-        if upnp:
-            self._open(SSDP_PORT, SSDP_GROUP, interfaces, "UPnP IGD NOTIFY")
+        channels: Dict[Tuple[int, str, str], List[str]] = {}
+        for kind in methods.NAMES:
+            heard = methods.load(kind).announcements if kind in kinds else None
+            if heard is not None:
+                channels.setdefault(heard, []).append(kind)
+        for (port, group, what), heard_kinds in channels.items():
+            self._open(port, group, interfaces, what, tuple(heard_kinds))
 
-    def _open(self, port: int, group: str, interfaces: Iterable[str], what: str) -> None:
+    def _open(self, port: int, group: str, interfaces: Iterable[str], what: str, kinds: Tuple[str, ...]) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -141,16 +127,16 @@ class Listener:
                 if exc.errno != errno.EADDRINUSE:  # already a member (224.0.0.1 always is)
                     self.problems.append(f"cannot join {group} on {interface} for {what}: {exc.strerror or exc}")
         sock.setblocking(False)
-        self.sockets.append((sock, port))
+        self.sockets.append((sock, kinds))
 
     def filenos(self) -> List[int]:
-        return [sock.fileno() for sock, _port in self.sockets]
+        return [sock.fileno() for sock, _kinds in self.sockets]
 
     def receive(self, ready: Iterable[int]) -> List[Announcement]:
         """The announcements waiting on the sockets ``ready`` names, from the gateways only."""
         found: List[Announcement] = []
         wanted = set(ready)
-        for sock, port in self.sockets:
+        for sock, kinds in self.sockets:
             if sock.fileno() not in wanted:
                 continue
             while True:
@@ -160,7 +146,7 @@ class Listener:
                     break
                 except OSError:
                     break
-                announcement = decode(data, source, port)
+                announcement = decode(data, source, kinds)
                 if announcement is None:
                     continue
                 if source not in self.gateways:
@@ -171,6 +157,6 @@ class Listener:
         return found
 
     def close(self) -> None:
-        for sock, _port in self.sockets:
+        for sock, _kinds in self.sockets:
             sock.close()
         self.sockets = []

@@ -484,9 +484,11 @@ def dispatch(args: Args) -> int:
         facts = Manager(ledger, make_client()).info(table=False, brief=True)
         if not facts["answers"]:
             raise PortmapError(facts["error"])
+        from . import methods  # pylint: disable=import-outside-toplevel
+
         say(f"public address {facts['public_address'] or 'unknown (PCP tells it with a mapping)'} "
-            f"(gateway {facts['gateway']}, {'uptime' if facts['method'] == 'upnp' else 'epoch'} {facts['epoch']}, "
-            f"speaks {', '.join(m for m in ('pcp', 'natpmp', 'upnp') if facts['speaks'][m] is True)}; "
+            f"(gateway {facts['gateway']}, {methods.load(facts['method']).epoch_name} {facts['epoch']}, "
+            f"speaks {', '.join(m for m, outcome in facts['speaks'].items() if outcome is True)}; "
             f"using {facts['method']})")
         service = facts.get("upnp_service")
         if service:

@@ -12,6 +12,5 @@ TIMEOUT = 3.0  # seconds: the one overall deadline of a request, retransmissions
 LIFETIME = 7200  # RFC 6886 section 3.3 recommends two hours
 PROTOCOLS = ("tcp", "udp")
 AUTO = "auto"
-UPNP = "upnp"  # UPnP IGD
-METHODS = (AUTO, "pcp", "natpmp", UPNP)
+METHODS = (AUTO, "pcp", "natpmp", "upnp")  # the user's choice: auto, or a method of ``methods.REGISTRY``
 DESCRIPTION = "portmap.natpmp"  # UPnP IGD mappings' description: this, a space and the host's name

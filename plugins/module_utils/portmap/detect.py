@@ -1,32 +1,36 @@
 # Copyright (c) portmap.natpmp contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which protocol a gateway speaks (method ``auto``): PCP, NAT-PMP and UPnP IGD asked at once.
+"""Which protocol a gateway speaks (method ``auto``): every registered method asked at once.
 
-A PCP ANNOUNCE and a NAT-PMP public address request (each on a socket of its own, to the
-gateway's port 5351) and the IGD searches (unicast M-SEARCHes to the gateway's port 1900)
-leave together, all read-only; the first two are sent again on RFC 6886's schedule (250 ms,
-doubling), the searches once more at 250 ms.  All of it runs within the one deadline.  Chosen:
+Each method makes its own request (``Method.probe``: a PCP ANNOUNCE and a NAT-PMP public
+address request on sockets of their own, an SSDP M-SEARCH by unicast to the gateway's port
+1900); all are sent on the retransmission schedule within one deadline, and the first method
+in order of preference that answered is taken once every method preferred to it has given
+up (refused, or no answer within the time the answer waits for them: ``Method.answer_wait``,
+a third of the deadline for NAT-PMP, ``upnp.GRACE`` for UPnP IGD).  So:
 
 - PCP as soon as PCP answers (one round trip);
 - NAT-PMP once NAT-PMP answered and PCP is refused (unsupported version, ICMP port
-  unreachable), or has not answered within ``PCP_SHARE`` of the deadline;
+  unreachable) or a third of the deadline has passed;
 - UPnP IGD once an IGD answered the search on the gateway's own address and PCP and
-  NAT-PMP are refused, or have not answered ``UPNP_GRACE`` seconds after the start;
+  NAT-PMP are refused or the grace has passed;
 - otherwise the asking goes on until the deadline, so a gateway that answers PCP or
-  NAT-PMP late, after retransmissions, is still found.
+  NAT-PMP late is still found.
 
-With ``settle`` (``natpmp_info``: which of the three the gateway speaks) the asking goes on
-after the choice until every protocol has answered or been refused, for at most
-``SETTLE`` seconds more.  Without, a PCP choice still waits up to ``LINGER`` seconds (or as
-long as PCP's answer took) for NAT-PMP's answer, which tells the public address.  Replies are only taken from the gateway's address and port.
+With ``settle`` the others are heard out after the choice (``natpmp_info`` reports all),
+``SETTLE`` seconds more.  Without, a chosen method still waits up to ``LINGER`` seconds (or as
+long as its answer took) for the methods it lingers for (``Method.lingers_for``: PCP for
+NAT-PMP's answer, which tells the public address).  Replies are only taken from the gateway's
+address and port.
 """
 
 from __future__ import annotations
 
 import select
 
-from . import wire_natpmp, wire_pcp, wire_ssdp
 from .errors import MalformedPacket, PortmapError
+from .methods import NAMES, TITLES
+from .methods.base import Probe
 from .records import field, record_class
 from .transport import retransmission_schedule
 
@@ -34,33 +38,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
-PCP, NATPMP, UPNP = wire_pcp.METHOD, wire_natpmp.METHOD, "upnp"
-ORDER = (PCP, NATPMP, UPNP)  # preference
-NAMES = {PCP: "PCP", NATPMP: "NAT-PMP", UPNP: "UPnP IGD"}
-ASKED = {PCP: "PCP ANNOUNCE request", NATPMP: "NAT-PMP public address request",
-         UPNP: "UPnP IGD search (unicast M-SEARCH to port 1900)"}
-PCP_SHARE = 1 / 3  # of the deadline: how long a NAT-PMP answer waits for PCP's
-UPNP_GRACE = 0.25  # seconds after the start: how long an IGD's answer waits for PCP's and NAT-PMP's
 SETTLE = 0.5  # seconds after the choice that ``settle`` waits for the other protocols
 LINGER = 0.02  # seconds (at least; or as long as PCP took) a PCP choice waits for NAT-PMP's address
 BRIEF = 0.1  # seconds (at least) ``brief`` hears the others out: miniupnpd holds an M-SEARCH answer 50 ms
 UNHEARD = "not heard out"  # a protocol still unanswered when another was chosen (not a failure)
 SLICE = 0.01  # polling step when a source cannot be waited on with select (test doubles)
-
-
-@record_class
-class Probe:
-    """One protocol's request in flight and what became of it."""
-
-    method: str
-    send: Callable[[], None]
-    receive: Callable[[float], Any]
-    fileno: Optional[Callable[[], int]]
-    accept: Callable[[bytes, Tuple[str, int]], Any]  # the reply, None to ignore; raises to refuse
-    outcome: Optional[str] = None  # None: no answer yet; "answered"; else why it is refused
-    reply: Any = None
-    seconds: float = 0.0
-    sends: int = 0
 
 
 @record_class
@@ -73,103 +55,67 @@ class Detection:
     seconds: Dict[str, float] = field(default_factory=dict)  # method -> when its outcome was known
     chosen_after: float = 0.0
 
-    def speaks(self, method: str) -> Optional[bool]:
-        outcome = self.outcomes.get(method)
-        return None if outcome is None else outcome == "answered"
+    def view(self) -> Dict[str, Any]:
+        """Per method, in order of preference: True (answered), None (not asked, or not heard out) or why not."""
+        found: Dict[str, Any] = {}
+        for name in NAMES:
+            outcome = self.outcomes.get(name)
+            found[name] = True if outcome == "answered" else \
+                None if outcome is None or outcome.startswith(UNHEARD) else outcome
+        return found
+
+    def speaking(self) -> List[str]:
+        """The methods that answered, in order of preference."""
+        return [name for name, outcome in self.view().items() if outcome is True]
 
     def explain(self, where: str) -> str:
-        parts = [self.outcomes[m] for m in ORDER if m in self.outcomes]
-        return f"gateway {where} speaks none of PCP, NAT-PMP and UPnP IGD: {'; '.join(parts)}"
+        parts = [self.outcomes[m] for m in NAMES if m in self.outcomes]
+        titles = [TITLES[m] for m in NAMES]
+        return f"gateway {where} speaks none of {', '.join(titles[:-1])} and {titles[-1]}: {'; '.join(parts)}"
 
 
-def _udp_probe(method: str, channel: Any, pending: Any, source: Tuple[str, int]) -> Probe:
-    data = pending.encode(channel.local_address())
-
-    def accept(datagram: bytes, sender: Tuple[str, int]) -> Any:
-        if sender != source:
-            return None
-        version = wire_pcp.unsupported_version_answer(datagram)
-        if version is not None:
-            raise PortmapError(f"does not speak {NAMES[method]} (it answered the {ASKED[method]}: unsupported version, "
-                               f"it speaks version {version})")
-        return pending.match(datagram)
-
-    return Probe(method, lambda: channel.send(data), channel.receive, getattr(channel, "fileno", None), accept)
-
-
-def _ssdp_probe(datagrams: Any, gateway: str, accept_answer: Callable[[Any, Tuple[str, int]], bool]) -> Probe:
-    destination = (gateway, wire_ssdp.PORT)
-    searches = [wire_ssdp.encode_msearch(target, host=gateway) for target in wire_ssdp.SEARCH_TARGETS]
-
-    def send() -> None:
-        for search in searches:
-            datagrams.send(search, destination)
-
-    def accept(datagram: bytes, sender: Tuple[str, int]) -> Any:
-        if sender[0] != gateway:
-            return None
-        message = wire_ssdp.decode(datagram)
-        if message is None or message.kind != "response" or not accept_answer(message, sender):
-            return None
-        return message
-
-    return Probe(UPNP, send, datagrams.receive, getattr(datagrams, "fileno", None), accept)
-
-
-def detect(gateway: str, port: int, deadline: float, clock: Callable[[], float],
-           channel_factory: Callable[[], Any], datagrams_factory: Callable[[], Any],
-           accept_answer: Callable[[Any, Tuple[str, int]], bool], settle: bool = False, kept: bool = False,
+def detect(speakers: List[Any], deadline: float, clock: Callable[[], float], settle: bool = False,
            brief: bool = False) -> Detection:
-    """Ask ``gateway`` in all three protocols at once; see the module's docstring for the choice.
+    """Ask the gateway in every method of ``speakers`` (in order of preference) at once; see the
+    module's docstring for the choice.
 
-    ``kept``: an IGD an earlier run found (kept in the ledger) stands in for the search: no SSDP is
-    sent, and it is chosen (its reply None) as an IGD's answer would be, when PCP and NAT-PMP are
-    refused or have not answered ``UPNP_GRACE`` seconds after the start.  ``brief`` (with ``settle``):
-    the others are heard out for ``BRIEF`` seconds after the choice (or as long as the choice took),
-    not ``SETTLE``: a gateway's answers on the LAN come within that, an IGD's included."""
+    ``brief`` (with ``settle``): the others are heard out for ``BRIEF`` seconds after the choice
+    (or as long as the choice took), not ``SETTLE``: a gateway's answers on the LAN come within
+    that, an IGD's included."""
     start = clock()
     budget = deadline - start
     opened: List[Any] = []
     probes: List[Probe] = []
     try:
-        for method, pending in ((PCP, wire_pcp.announce_request()), (NATPMP, wire_natpmp.public_address_request())):
-            channel = channel_factory()
-            opened.append(channel)
-            probes.append(_udp_probe(method, channel, pending, (gateway, port)))
-        if kept:
-            probes.append(Probe(UPNP, lambda: None, lambda _timeout: None, None, lambda _data, _source: None,
-                                outcome="answered"))
-        else:
-            datagrams = datagrams_factory()
-            opened.append(datagrams)
-            probes.append(_ssdp_probe(datagrams, gateway, accept_answer))
+        for speaker in speakers:
+            probe, closing = speaker.probe(settle)
+            opened.extend(closing)
+            probes.append(probe)
         return _run(probes, start, budget, clock, settle, brief)
     finally:
         for thing in opened:
             thing.close()
 
 
-def _choice(probes: Dict[str, Probe], now: float, start: float, budget: float) -> Optional[str]:
-    """The protocol to take at ``now``, or None to go on asking (times compared as the clock gives
+def _choice(probes: List[Probe], now: float, start: float, budget: float) -> Optional[str]:
+    """The method to take at ``now``, or None to go on asking (times compared as the clock gives
     them, the same sums as the waits use, so a wait always ends where a choice falls due)."""
-    pcp, natpmp, upnp = probes[PCP], probes[NATPMP], probes[UPNP]
 
     def gave_up(probe: Probe, after: float) -> bool:
         return (probe.outcome is not None and probe.outcome != "answered") or (probe.outcome is None and now >= start + after)
 
-    if pcp.outcome == "answered":
-        return PCP
-    if natpmp.outcome == "answered" and gave_up(pcp, budget * PCP_SHARE):
-        return NATPMP
-    if upnp.outcome == "answered" and gave_up(pcp, UPNP_GRACE) and gave_up(natpmp, UPNP_GRACE) \
-            and natpmp.outcome != "answered":
-        return UPNP
+    for index, probe in enumerate(probes):
+        if probe.outcome == "answered":
+            wait = probe.answer_wait(budget)
+            if all(gave_up(preferred, wait) for preferred in probes[:index]):
+                return probe.method
     return None
 
 
 def _run(probes: List[Probe], start: float, budget: float, clock: Callable[[], float], settle: bool,
          brief: bool = False) -> Detection:
     by_method = {probe.method: probe for probe in probes}
+    order = [probe.method for probe in probes]
     schedule = [start + offset for offset in retransmission_schedule(budget)]  # 0, 0.25, 0.75, 1.75 s ...
     sent = 0  # sends of the schedule done
     chosen: Optional[str] = None
@@ -180,26 +126,27 @@ def _run(probes: List[Probe], start: float, budget: float, clock: Callable[[], f
         elapsed = now - start
         if sent < len(schedule) and now >= schedule[sent]:
             for probe in probes:
-                if probe.outcome is None and (probe.method != UPNP or sent < 2):
+                if probe.outcome is None and (probe.sends_limit is None or sent < probe.sends_limit):
                     _send(probe, elapsed)
             sent += 1
         if chosen is None:
-            chosen = _choice(by_method, now, start, budget)
+            chosen = _choice(probes, now, start, budget)
             if chosen is not None:
                 chosen_at = elapsed
-                # how long after the choice the asking goes on (PCP chosen: NAT-PMP's answer, sent with
-                # it, tells the public address ANNOUNCE does not)
+                # how long after the choice the asking goes on (for the answers the chosen method lingers for)
                 after = now + ((max(chosen_at, BRIEF) if brief else SETTLE) if settle else max(chosen_at, LINGER))
         pending = [p for p in probes if p.outcome is None]
         if settle:
             settled = not pending or now >= after
         else:
-            settled = chosen != PCP or by_method[NATPMP].outcome is not None or now >= after
+            settled = chosen is not None and (now >= after or all(
+                by_method[m].outcome is not None for m in by_method[chosen].lingers_for if m in by_method))
         if (chosen is not None and settled) or now >= start + budget or not pending:
             break
         limit = min(schedule[sent] if sent < len(schedule) else start + budget, start + budget)
         if chosen is None:  # the choice may fall due before anything arrives
-            for due in (start + UPNP_GRACE, start + budget * PCP_SHARE):
+            for probe in probes:  # when an answer's wait for the preferred ones ends
+                due = start + probe.answer_wait(budget)
                 if due > now:
                     limit = min(limit, due)
         else:
@@ -208,10 +155,10 @@ def _run(probes: List[Probe], start: float, budget: float, clock: Callable[[], f
     for probe in probes:
         if probe.outcome is None:
             probe.seconds = min(clock() - start, budget)
-            if chosen is not None and not settle and ORDER.index(probe.method) > ORDER.index(chosen):
-                probe.outcome = f"{UNHEARD} ({NAMES[chosen]} was chosen first)"
+            if chosen is not None and not settle and order.index(probe.method) > order.index(chosen):
+                probe.outcome = f"{UNHEARD} ({TITLES[chosen]} was chosen first)"
             else:
-                probe.outcome = f"no answer to the {ASKED[probe.method]} within {probe.seconds:.3g} s ({probe.sends} sends)"
+                probe.outcome = f"no answer to the {probe.asked} within {probe.seconds:.3g} s ({probe.sends} sends)"
     return Detection(chosen, {p.method: p.reply for p in probes if p.outcome == "answered"},
                      {p.method: p.outcome for p in probes}, {p.method: round(p.seconds, 6) for p in probes},
                      round(chosen_at, 6))
@@ -227,8 +174,8 @@ def _send(probe: Probe, elapsed: float) -> None:
 
 def _refusal(probe: Probe, exc: OSError) -> str:
     if isinstance(exc, ConnectionRefusedError):
-        return f"refused the {ASKED[probe.method]} (ICMP port unreachable: nothing listens there)"
-    return f"unreachable for the {ASKED[probe.method]} ({exc.strerror or exc})"
+        return f"refused the {probe.asked} (ICMP port unreachable: nothing listens there)"
+    return f"unreachable for the {probe.asked} ({exc.strerror or exc})"
 
 
 def _receive(pending: List[Probe], timeout: float, clock: Callable[[], float], start: float) -> None:

@@ -17,7 +17,7 @@ import json
 import os
 from contextlib import contextmanager
 
-from . import defaults
+from . import defaults, methods
 from .epoch import EpochObservation
 from .errors import PortmapError
 from .lock import HostLock, check_private_folder, lock_path_for
@@ -50,7 +50,7 @@ def _schema_1_to_2(document: Dict[str, Any]) -> Dict[str, Any]:
         seen = item.get("epoch") if isinstance(item.get("epoch"), dict) else None
         known = gateways.get(item["gateway"])
         if known is None or (seen and (not known["epoch"] or seen.get("seen_at", 0) > known["epoch"].get("seen_at", 0))):
-            gateways[item["gateway"]] = {"method": item.get("method", "natpmp"), "epoch": seen, "upnp": None}
+            gateways[item["gateway"]] = {"method": item.get("method", methods.LEGACY), "epoch": seen, "upnp": None}
     migrated.setdefault("gateways", gateways)
     return migrated
 
@@ -93,7 +93,7 @@ class Entry:
     requested_external_port: int
     requested_lifetime: int
     epoch: Optional[EpochObservation]
-    method: str = "natpmp"
+    method: str = methods.LEGACY
     nonce: str = ""
     public_address: str = ""
     last_renewal: Optional[Renewal] = None
@@ -137,7 +137,7 @@ class Entry:
             requested_external_port=_typed(data, "requested_external_port", int),
             requested_lifetime=_typed(data, "requested_lifetime", int),
             epoch=EpochObservation.from_dict(data.get("epoch")),
-            method=_typed(data, "method", str, "natpmp"),
+            method=_typed(data, "method", str, methods.LEGACY),
             nonce=_nonce(data),
             public_address=_typed(data, "public_address", str, ""),
             last_renewal=Renewal(**renewal) if renewal else None,
@@ -183,25 +183,30 @@ def _typed(data: Dict[str, Any], name: str, kind: Any, default: Any = None) -> A
 
 @record_class
 class GatewayRecord:
-    """What a run learnt of a gateway: the protocol spoken, the last epoch (UPnP: uptime), and
-    what UPnP discovery found (``Client.upnp_record()``), so the next run goes straight to SOAP."""
+    """What a run learnt of a gateway: the protocol spoken, the last epoch (UPnP: uptime), and what
+    the methods keep between runs (``kept``, by the ledger's field: ``Method.keeps``; UPnP IGD: what
+    discovery found, so the next run goes straight to SOAP)."""
 
     method: str
     epoch: Optional[EpochObservation] = None
-    upnp: Optional[Dict[str, Any]] = None
+    kept: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"method": self.method, "epoch": self.epoch.to_dict() if self.epoch else None, "upnp": self.upnp}
+        document: Dict[str, Any] = {"method": self.method, "epoch": self.epoch.to_dict() if self.epoch else None}
+        for name in methods.KEPT_FIELDS:
+            document[name] = self.kept.get(name)
+        return document
 
     @classmethod
     def from_dict(cls, data: Any) -> "GatewayRecord":
         if not isinstance(data, dict):
             raise ValueError("is not an object")
-        upnp = data.get("upnp")
-        named = isinstance(upnp, dict) and all(isinstance(upnp.get(k), str) for k in ("service_type", "control_url"))
-        if upnp is not None and not named:
-            raise ValueError("field 'upnp' is not an object with 'service_type' and 'control_url'")
-        return cls(_typed(data, "method", str, "natpmp"), EpochObservation.from_dict(data.get("epoch")), upnp)
+        kept: Dict[str, Any] = {}
+        for name in methods.KEPT_FIELDS:
+            if data.get(name) is not None:
+                methods.keeping(name).check_kept(data[name])
+                kept[name] = data[name]
+        return cls(_typed(data, "method", str, methods.LEGACY), EpochObservation.from_dict(data.get("epoch")), kept)
 
 
 @record_class

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import time
 
-from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, UPNP, Client, Mapping
+from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client
 from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError
 from .ledger import Entry, Ledger, LedgerData, LedgerWriteFailed
 from .reachability import assess, nat_facts
-from .reconcile import (Undo, make_room, note_failure, one_port, record, release, remember, resume, split_ports,
-                        superseded, walk)
+from .reconcile import (Undo, gone, note_failure, port_to_suggest, predicted, record, release, remember, request, resume,
+                        split_ports, superseded, walk)
 from .records import field, record_class
 
 TYPE_CHECKING = False
@@ -189,9 +189,7 @@ class Manager:
         deleted on the router's pages, or lost in a restart, shows."""
         if entry is None or entry.expired(now) or self.client.lost_since(entry.epoch):
             return True
-        if entry.method == UPNP and self.client.method == UPNP:
-            return self.client.holds(entry.protocol, entry.external_port, entry.internal_port) is False
-        return False
+        return gone(self.client, entry)
 
     # -------------------------------------------------------------- present
 
@@ -266,14 +264,15 @@ class Manager:
         port_declared = entry is not None and entry.requested_external_port != want.external_port
         declared_change = port_declared or (entry is not None and entry.requested_lifetime != want.lifetime)
         if self.check_mode:
-            # Predict on the in-memory copy (check mode never writes the ledger), so the
-            # diff's "after" shows what a real run would record.
+            # Predict on the in-memory copy (check mode never writes the ledger), with the builder a
+            # real run records with, so the diff's "after" shows what a real run would record.
             changed = lost or declared_change
             external = entry.external_port if entry is not None and not lost and not port_declared \
                 else want.external_port
             lifetime = entry.lifetime if entry is not None and not changed else want.lifetime
-            data.put(Entry(gateway, want.protocol, want.internal_port, external, lifetime, run.now,
-                           run.now + lifetime, want.external_port, want.lifetime, self.client.epoch))
+            record(data, self.client, want.protocol, want.internal_port, want.external_port, want.lifetime,
+                   predicted(self.client, entry, want.protocol, want.internal_port, external, lifetime),
+                   run.public_address, run.now, same_port=want.same_port)
             run.results.append({
                 "protocol": want.protocol,
                 "internal_port": want.internal_port,
@@ -287,24 +286,14 @@ class Manager:
         key = (gateway, want.protocol, want.internal_port)
         partner = self._partner(data, want, run)
         strict = strict_port and want.external_port != 0
-        if partner is not None:
-            target = partner.external_port
-        elif entry is not None and (not port_declared or not want.external_port) \
-                and not (strict and entry.external_port != want.external_port):
-            # the port this host holds (or held before a reboot; any port will do for external_port 0): renewed, never
-            # a second mapping (a gateway reads a suggestion of 0 as the internal port)
-            target = entry.external_port
-        else:
-            target = want.external_port
+        target = port_to_suggest(entry, want.external_port, partner, strict)
         held = entry if entry is not None and not lost else None  # its mapping is on the gateway
         released = False
         try:
-            released = make_room(self.client, held, target)
-            granted = self.client.map(want.protocol, want.internal_port, target, want.lifetime,
-                                      nonce=entry.nonce if entry and not released else "",
-                                      made_with=entry.method if entry and not released else None, exact=strict)
-            if partner is not None and granted.external_port != partner.external_port:
-                granted = self._one_port(run, data, partner, granted, want)
+            granted, released = request(self.client, data, entry, held, want.protocol, want.internal_port, target,
+                                        want.lifetime, partner, run.public_address, self.clock, exact=strict)
+            if partner is not None:
+                self._partner_moved(run, data, partner)
         except (GatewayTimeout, GatewayUnreachable) as exc:
             note_failure(data, key, str(exc), self.clock())
             raise
@@ -402,19 +391,14 @@ class Manager:
         done = any(r["protocol"] == "tcp" and r["internal_port"] == want.internal_port for r in run.results)
         return tcp if done else None
 
-    def _one_port(self, run: Outcome, data: LedgerData, tcp: Entry, udp: Mapping, want: Desired) -> Mapping:
-        """Move TCP and UDP onto one port; record the TCP half again, return the UDP half."""
-        first = Mapping(tcp.gateway, "tcp", tcp.internal_port, tcp.external_port, tcp.lifetime,
-                        tcp.epoch.epoch if tcp.epoch else 0, tcp.method, False, tcp.nonce, tcp.public_address)
-        first, udp = one_port(self.client, first, udp, want.lifetime)
-        moved = record(data, self.client, "tcp", want.internal_port, tcp.requested_external_port, tcp.requested_lifetime,
-                       first, run.public_address, self.clock(), same_port=True)
-        if moved.external_port != tcp.external_port:
+    def _partner_moved(self, run: Outcome, data: LedgerData, tcp: Entry) -> None:
+        """The TCP half of ``protocol: both`` recorded again on another port (moved onto UDP's): its result too."""
+        moved = data.find(*tcp.key)
+        if moved is not None and moved.external_port != tcp.external_port:
             run.changed = True
             run.results = [dict(describe(moved, self.clock()), changed=True, predicted=False)
-                           if (r["protocol"], r["internal_port"]) == ("tcp", want.internal_port) else r
+                           if (r["protocol"], r["internal_port"]) == (tcp.protocol, tcp.internal_port) else r
                            for r in run.results]
-        return udp
 
     # -------------------------------------------------------------- absent
 
@@ -432,8 +416,7 @@ class Manager:
         return self._apply(body)
 
     def _remove_unrecorded(self, run: Outcome, data: LedgerData, want: Desired) -> None:
-        if self.client.requested_method not in (UPNP, "auto"):
-            return
+        """A mapping of this host the ledger does not record, where the method in use can read the table."""
         external_port = want.external_port or want.internal_port
         if any(e.protocol == want.protocol and e.external_port == external_port
                for e in data.for_gateway(self.client.gateway)):
@@ -483,9 +466,9 @@ class Manager:
         if self.client.epoch is None:
             self.client.epoch = data.last_epoch(self.client.gateway)
         resume(data, self.client)
-        found = self.client.probe(settle, brief)
-        speaks = found["speaks"]
-        errors = [found[m] for m in ("pcp", "natpmp", UPNP) if isinstance(found.get(m), str)]
+        found = self.client.probe(settle, brief).view()
+        speaks = [name for name, outcome in found.items() if outcome is True]
+        errors = [outcome for outcome in found.values() if isinstance(outcome, str)]
         public = self.client.public_address_seen or next(
             (e.public_address for e in data.for_gateway(self.client.gateway) if e.public_address), None)
         now = self.clock()
@@ -497,11 +480,11 @@ class Manager:
             "gateway_rebooted": self.client.rebooted,
             "answers": bool(speaks),
             "method": self.client.method if speaks else None,
-            "speaks": {"pcp": found["pcp"], "natpmp": found["natpmp"], UPNP: found.get(UPNP)},
+            "speaks": found,
             "error": None if speaks else "; ".join(errors),
             "mappings": [describe(e, now) for e in data.entries],
             "gateway_table": self._table() if speaks and table else None,
-            "upnp_service": self.client.upnp_choice(),
+            "upnp_service": self.client.choice(),
         }
         transport = self.client.transport
         return dict(facts, **nat_facts(facts["public_address"], stun_server, transport.timeout, transport.source_address))

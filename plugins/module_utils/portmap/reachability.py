@@ -63,6 +63,15 @@ def special_range(address: str) -> Optional[SpecialRange]:
     return next((r for r in SPECIAL_RANGES if ip in r.network), None)
 
 
+def is_public(address: str) -> bool:
+    """Whether ``address`` is a public IPv4 address: IPv4, and in none of the special-purpose ranges."""
+    try:
+        ipaddress.IPv4Address(str(address).strip())
+    except ValueError:
+        return False
+    return special_range(address) is None
+
+
 def range_warning(address: str) -> Optional[str]:
     found = special_range(address)
     if found is None:

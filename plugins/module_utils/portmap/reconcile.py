@@ -2,15 +2,22 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one reconcile path that the modules (``manage``) and the renewal job (``renew``) share.
 
-- ``record``: a mapping the gateway granted becomes the ledger's entry.  This is the
-  only place that builds an entry from a grant, so a protocol adds its fields here.
+- ``record``: a mapping the gateway granted (or, in check mode, the one predicted) becomes
+  the ledger's entry.  This is the only place that builds an entry, so a protocol adds its
+  fields here.
+- ``port_to_suggest``, ``request``, ``gone``: the step the modules and the renewal job take
+  for one mapping: the external port to ask for (the one this host holds, so no second
+  mapping is made; the TCP half's for the UDP half of ``protocol: both``), the request, the
+  TCP half moved onto the port UDP got when they differ (``one_port``), and whether a
+  recorded mapping is gone from the gateway's table where its method can tell.
 - ``walk``: go over a list of mappings one request at a time; when a reply shows the
   gateway rebooted during the pass, the mappings handled before are gone again and
   are handled once more, at most ``MAX_RESTARTS`` times.
 - ``make_room``, ``superseded``, ``release``: one internal port has one mapping, deleted
   by what names it in its protocol.  A mapping that moves to another external port is
-  deleted before it is asked anew (NAT-PMP, PCP) or after the new one is granted (UPnP
-  IGD, which keeps mappings by external port), so no old port is left forwarding.
+  deleted before it is asked anew (methods that keep mappings by internal port: NAT-PMP,
+  PCP) or after the new one is granted (by external port: UPnP IGD), so no old port is left
+  forwarding.
 - ``Undo``: when the ledger cannot be written after the gateway granted something,
   take back on the gateway what the ledger will not record (a new mapping is deleted
   with its own nonce and protocol; a renewal keeps the old entry), and tell both facts.
@@ -18,8 +25,8 @@
 
 from __future__ import annotations
 
-
-from .client import UPNP, Client, Mapping
+from . import methods
+from .client import Client, Mapping
 from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
 from .ledger import Entry, GatewayRecord, LedgerData, Renewal
 
@@ -63,13 +70,17 @@ def record(data: LedgerData, client: Client, protocol: str, internal_port: int, 
 
 def remember(data: LedgerData, client: Client) -> None:
     """Keep what this run learnt of the client's gateway: the protocol spoken, the last epoch (or
-    UPnP uptime) and what UPnP discovery found, so the next run goes straight to it."""
-    if not client.answered or client.method is None:
+    UPnP uptime) and what the method in use keeps (UPnP IGD: what discovery found), so the next
+    run goes straight to it."""
+    if not client.answered or client.active is None:
         return
-    kept = client.upnp_record()
-    previous = data.gateways.get(client.gateway)
-    if kept is None and previous is not None and client.method == "upnp":
-        kept = previous.upnp
+    kept = {}
+    field_name = client.active.keeps
+    if field_name:
+        previous = data.gateways.get(client.gateway)
+        found = client.active.kept() or (previous.kept.get(field_name) if previous is not None else None)
+        if found is not None:
+            kept[field_name] = found
     data.gateways[client.gateway] = GatewayRecord(client.method, client.epoch, kept)
 
 
@@ -77,7 +88,60 @@ def resume(data: LedgerData, client: Client) -> None:
     """Give the client what an earlier run kept of its gateway (before the first request)."""
     known = data.gateways.get(client.gateway)
     if known is not None:
-        client.resume(known.method, known.upnp)
+        client.resume(known.method, known.kept)
+
+
+def port_to_suggest(entry: Optional[Entry], requested: int, partner: Optional[Entry] = None,
+                    strict: bool = False) -> int:
+    """The external port to ask for: the TCP half's for the UDP half of ``protocol: both``; else the port
+    this host holds (or held before a reboot), renewed and never a second mapping (a gateway reads a
+    suggestion of 0 as the internal port), unless another port is now declared or ``strict`` wants
+    another; else the one declared."""
+    if partner is not None:
+        return partner.external_port
+    declared = entry is not None and entry.requested_external_port != requested
+    if entry is not None and (not declared or not requested) and not (strict and entry.external_port != requested):
+        return entry.external_port
+    return requested
+
+
+def gone(client: Client, entry: Entry) -> bool:
+    """Whether the gateway's table lacks this recorded mapping, where the method in use can read the
+    table (UPnP IGD: deleted on the router's pages, or lost by a gateway whose uptime did not go back)."""
+    return entry.method == client.method and \
+        client.holds(entry.protocol, entry.external_port, entry.internal_port) is False
+
+
+def request(client: Client, data: LedgerData, entry: Optional[Entry], held: Optional[Entry], protocol: str,
+            internal_port: int, target: int, lifetime: int, partner: Optional[Entry], public_address: Optional[str],
+            now: Callable[[], float], exact: bool = False) -> Tuple[Mapping, bool]:
+    """Ask for one mapping on ``target``; returns what was granted and whether ``held`` (the ledger's
+    ``entry`` while the gateway has it) was deleted first to move it.
+
+    The mapping is renewed with what names it (its nonce, its protocol) unless it was deleted to move.
+    ``partner``: the TCP half of ``protocol: both``, done just before; when the UDP half got another
+    port, the two are moved onto one port and the TCP half recorded again (``one_port``)."""
+    released = make_room(client, held, target)
+    granted = client.map(protocol, internal_port, target, lifetime,
+                         nonce=entry.nonce if entry is not None and not released else "",
+                         made_with=entry.method if entry is not None and not released else None, exact=exact)
+    if partner is not None and granted.external_port != partner.external_port:
+        first = Mapping(partner.gateway, "tcp", partner.internal_port, partner.external_port, partner.lifetime,
+                        partner.epoch.epoch if partner.epoch else 0, partner.method, False, partner.nonce,
+                        partner.public_address)
+        first, granted = one_port(client, first, granted, lifetime)
+        record(data, client, "tcp", partner.internal_port, partner.requested_external_port, partner.requested_lifetime,
+               first, public_address, now(), same_port=True)
+    return granted, released
+
+
+def predicted(client: Client, entry: Optional[Entry], protocol: str, internal_port: int, external_port: int,
+              lifetime: int) -> Mapping:
+    """What a request would be granted, as check mode predicts it (the port and lifetime asked for)."""
+    method = client.method or (entry.method if entry is not None else methods.LEGACY)
+    return Mapping(client.gateway, protocol, internal_port, external_port, lifetime,
+                   client.epoch.epoch if client.epoch else 0, method, False,
+                   nonce=entry.nonce if entry is not None else "")
 
 
 def one_port(client: Client, first: Mapping, second: Mapping, lifetime: int, tries: int = 3) -> Tuple[Mapping, Mapping]:
@@ -115,12 +179,14 @@ def split_ports(entries: Sequence[Entry]) -> str:
 def release(client: Client, mapping: Union[Entry, Mapping]) -> None:
     """Delete one mapping of this host by what names it in its protocol: PCP its nonce, NAT-PMP its
     internal port, UPnP IGD its external port (while the gateway shows it as this host's)."""
+    by_external_port = mapping.method in methods.NAMES and methods.load(mapping.method).by_external_port
     client.delete(mapping.protocol, mapping.internal_port, mapping.nonce, mapping.method,
-                  external_port=mapping.external_port if mapping.method == UPNP else None)
+                  external_port=mapping.external_port if by_external_port else None)
 
 
 def _by_external_port(client: Client, held: Entry) -> bool:
-    return held.method == UPNP and client.method == UPNP
+    """Whether ``held`` is kept by its external port: made with the method in use, which keeps them so."""
+    return held.method == client.method and client.active is not None and client.active.by_external_port
 
 
 def make_room(client: Client, held: Optional[Entry], external_port: int) -> bool:
@@ -128,8 +194,8 @@ def make_room(client: Client, held: Optional[Entry], external_port: int) -> bool
 
     One internal port has one mapping.  NAT-PMP and PCP gateways keep it by internal port and
     renew it on its old port whatever is suggested, or (miniupnpd) make a second one: to move
-    it, it is deleted first and asked anew (with a new nonce).  A UPnP IGD keeps mappings by
-    external port: the new one is asked first and the old one deleted after (``superseded``).
+    it, it is deleted first and asked anew (with a new nonce).  A method that keeps mappings by
+    external port (UPnP IGD) asks for the new one first and deletes the old one after (``superseded``).
     ``held`` is the ledger's entry while the gateway still has it (None: nothing to move).
     """
     if held is None or external_port in (0, held.external_port) or _by_external_port(client, held):
@@ -139,10 +205,11 @@ def make_room(client: Client, held: Optional[Entry], external_port: int) -> bool
 
 
 def superseded(client: Client, held: Optional[Entry], granted: Mapping) -> str:
-    """A UPnP IGD granted ``held``'s internal port on another external port: the old one is deleted.
+    """A gateway that keeps mappings by external port granted ``held``'s internal port on another
+    external port: the old one is deleted.
 
     Returns what went wrong ("" when nothing did): the new mapping is granted either way."""
-    if held is None or not _by_external_port(client, held) or granted.method != UPNP \
+    if held is None or not _by_external_port(client, held) or granted.method != held.method \
             or granted.external_port == held.external_port:
         return ""
     try:

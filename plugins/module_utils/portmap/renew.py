@@ -19,13 +19,13 @@ from __future__ import annotations
 import os
 import time
 
-from .client import UPNP, Client, Mapping
+from .client import Client
 from .epoch import EpochObservation
 from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData
 from .reachability import assess
-from .reconcile import (Undo, make_room, note_failure, one_port, record, remember, resume, split_ports, superseded,
-                        walk)
+from .reconcile import (Undo, gone, note_failure, port_to_suggest, record, remember, request, resume, split_ports,
+                        superseded, walk)
 from .records import field, record_class
 
 TYPE_CHECKING = False
@@ -163,8 +163,7 @@ class Renewer:
             return "renewal asked for (--now)"
         if client.rebooted or client.lost_since(entry.epoch):
             return "gateway lost its mappings"
-        if entry.method == UPNP and client.holds(entry.protocol, entry.external_port, entry.internal_port) is False:
-            # UPnP can tell: deleted on the router's pages, or lost by a gateway whose uptime did not go back
+        if gone(client, entry):
             return f"the {'permanent ' if entry.permanent else ''}mapping is gone from the gateway's table"
         if entry.permanent:  # no lease to run out, and still there
             return None
@@ -232,20 +231,13 @@ class Renewer:
         what = f"{entry.protocol.upper()} internal port {entry.internal_port}"
         # the port this host holds (RFC 6886 section 3.3), so no second mapping is made; the UDP half of
         # protocol both follows its TCP half
-        suggested = partner.external_port if partner is not None else entry.external_port
+        suggested = port_to_suggest(entry, entry.requested_external_port, partner)
         try:
-            released = make_room(client, entry, suggested)
-            granted = client.map(entry.protocol, entry.internal_port, suggested, entry.requested_lifetime,
-                                 nonce="" if released else entry.nonce, made_with=None if released else entry.method)
+            granted, _released = request(client, data, entry, entry, entry.protocol, entry.internal_port, suggested,
+                                         entry.requested_lifetime, partner, public_address, self.clock)
             left = superseded(client, entry, granted)
             if left:
                 self.log(left)
-            if partner is not None and granted.external_port != partner.external_port:
-                first = Mapping(partner.gateway, "tcp", partner.internal_port, partner.external_port, partner.lifetime,
-                                0, partner.method, False, partner.nonce, partner.public_address)
-                first, granted = one_port(client, first, granted, entry.requested_lifetime)
-                record(data, client, "tcp", partner.internal_port, partner.requested_external_port,
-                       partner.requested_lifetime, first, public_address, self.clock(), same_port=True)
         except PortmapError as exc:
             note_failure(data, entry.key, str(exc), self.clock())
             self.log(f"renewal of {what} on {entry.gateway} failed: {exc}")

@@ -5,14 +5,16 @@
 ``portmap-natpmp watch`` keeps the ledger's mappings alive by itself, with the renewal job's
 code (``renew.Renewer``, one gateway at a time), at these moments:
 
-- each mapping at the point the RFCs recommend within its granted lifetime: half of it for
-  NAT-PMP (RFC 6886 section 3.3) and UPnP IGD, a random point between 1/2 and 5/8 of it for
-  PCP (RFC 6887 section 11.2.1);
-- when its gateway announces that it lost its mappings (``announce``): NAT-PMP at once
-  (RFC 6886 section 3.2.1), PCP after a random wait of 0 to 5 s (RFC 6887 section 14.1.3,
-  so a restarted gateway is not flooded), UPnP IGD on ``ssdp:alive`` with a new BOOTID;
-- for UPnP IGD gateways, every ``upnp_check`` seconds as well (uptime and the table are
-  looked at; many home routers send no NOTIFY);
+- each mapping at the point its method recommends within its granted lifetime
+  (``Method.renewal_spread`` after the half): the half for NAT-PMP (RFC 6886 section 3.3) and
+  UPnP IGD, a random point between 1/2 and 5/8 of it for PCP (RFC 6887 section 11.2.1);
+- when its gateway announces something (``announce``), as the method of its mappings decides
+  (``Method.heard``): NAT-PMP restores at once (RFC 6886 section 3.2.1), PCP after a random
+  wait of 0 to 5 s (RFC 6887 section 14.1.3, so a restarted gateway is not flooded), UPnP IGD
+  looks at the gateway on ``ssdp:alive`` with a new BOOTID;
+- for gateways whose method has no reliable announcements (``Method.periodic_check``: UPnP
+  IGD), every ``upnp_check`` seconds as well (uptime and the table are looked at; many home
+  routers send no NOTIFY);
 - again after a failure, backing off from 0.5 s to a minute (the gateway may be gone for a
   long while: the watch never spins and never exits for it), but never waiting more than a
   third of the time the next lease to end has left (at least 0.2 s), so a renewal that needed
@@ -34,27 +36,41 @@ import socket
 import time
 from contextlib import contextmanager
 
-from . import announce
+from . import methods
 from .announce import Listener, local_address_toward
-from .epoch import EpochObservation, lost_state
+from .epoch import EpochObservation
 from .ledger import LedgerData, LedgerError
+from .records import record_class
 from .renew import Renewer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
     from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-PCP_RESTORE_WAIT = 5.0  # RFC 6887 section 14.1.3: a random wait of 0 to 5 s before renewing
-PCP_RENEW_SPREAD = 1 / 8  # RFC 6887 section 11.2.1: renew between 1/2 and 5/8 of the lifetime
 POINT_MARGIN = 0.05  # past the half, so the renewal job's rule (less than half left) holds
 POLL = 1.0  # how often the ledger file is looked at
 BACKOFF_FIRST, BACKOFF_CAP = 0.5, 60.0
 URGENT_MIN = 0.2  # the shortest wait after a failure, while a lease is about to end
 MIN_GAP = 0.2  # between two passes over one gateway, whatever asks for them
-UPNP_CHECK = 60.0
-NOTIFY_GAP = 5.0  # a NOTIFY without BOOTID checks the gateway at most this often
-REORDERED = 2.0  # an announcement one second behind a reply seen this recently crossed it on the way
+UPNP_CHECK = 60.0  # seconds between the periodic checks of a method that asks for them
 IGNORED_LOG_GAP = 60.0  # one line a minute about announcements from other addresses
+
+
+@record_class
+class GatewayView:
+    """What a method is told of a gateway when it hears an announcement from it (``Method.heard``)."""
+
+    entries: List[Any]  # the ledger's mappings on the gateway
+    methods: List[str]  # their methods
+    previous_epoch: Optional[EpochObservation]  # the newest epoch the ledger holds for it
+    last_pass: float  # when the watch last passed over it (0: never)
+    now: float
+    rng: Any
+    memo: Dict[str, Any]  # the method's own notes on this gateway, kept between announcements
+
+    @staticmethod
+    def method(name: str) -> Any:
+        return methods.load(name)
 
 
 class KeptLedger:
@@ -107,11 +123,10 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         self.failures: Dict[str, int] = {}
         self.retry_at: Dict[str, float] = {}
         self.last_pass: Dict[str, float] = {}
-        self.boot_ids: Dict[str, Optional[int]] = {}
+        self.memo: Dict[Tuple[str, str], Dict[str, Any]] = {}  # (gateway, method) -> the method's notes
         self._spread: Dict[Tuple[Tuple[str, str, int], float], float] = {}
         self._ignored_logged = 0.0
         self.logged: Set[Tuple[object, ...]] = set()  # changes logged (no hook): each once
-        self.passes = 0
 
     # ------------------------------------------------------------------ control (signal handlers)
 
@@ -213,11 +228,10 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         return _gateways(self.data)
 
     def _listen(self) -> None:
-        """(Re)open the listener when the gateways, or whether one speaks UPnP, changed."""
+        """(Re)open the listener when the gateways, or the methods of their mappings, changed."""
         gateways = self.gateways()
-        upnp = any(e.method == announce.UPNP for e in self.data.entries)
-        natpmp = any(e.method != announce.UPNP for e in self.data.entries)
-        wanted = (tuple(gateways), upnp, natpmp)
+        kinds = tuple(name for name in methods.NAMES if any(e.method == name for e in self.data.entries))
+        wanted = (tuple(gateways), kinds)
         if wanted == self._listening:
             return
         if self.listener is not None:
@@ -227,32 +241,34 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         if not gateways:
             return
         addresses = {gateway: local_address_toward(gateway, self.source_address) for gateway in gateways}
-        self.listener = self.listener_factory(addresses, upnp=upnp, natpmp=natpmp)
+        self.listener = self.listener_factory(addresses, kinds)
         for problem in self.listener.problems:
             self.log(f"watch: {problem}; relying on the renewal points and periodic checks")
-        kinds = (["NAT-PMP and PCP announcements"] if natpmp else []) + (["UPnP IGD NOTIFY"] if upnp else [])
-        self.log(f"watch: listening for {' and '.join(kinds)} from {', '.join(gateways)}")
+        heard: List[str] = []
+        for kind in kinds:
+            channel = methods.load(kind).announcements
+            if channel is not None and channel[2] not in heard:
+                heard.append(channel[2])
+        self.log(f"watch: listening for {' and '.join(heard)} from {', '.join(gateways)}")
 
     # ------------------------------------------------------------------ when
 
     def point(self, entry: Any) -> Optional[float]:
-        """When ``entry`` is renewed next (None: a permanent UPnP lease, looked at by the periodic check)."""
+        """When ``entry`` is renewed next (None: a permanent lease, looked at by the periodic check):
+        past the half of its lifetime, by its method's spread (drawn once per grant)."""
         if entry.permanent:
             return None
-        at = entry.expires_at - entry.lifetime / 2 + POINT_MARGIN
-        if entry.method == announce.PCP:
-            key = (entry.key, entry.expires_at)
-            if key not in self._spread:
-                self._spread[key] = self.rng.uniform(0.0, entry.lifetime * PCP_RENEW_SPREAD)
-            at += self._spread[key]
-        return at
+        key = (entry.key, entry.expires_at)
+        if key not in self._spread:
+            self._spread[key] = methods.load(entry.method).renewal_spread(entry.lifetime, self.rng)
+        return entry.expires_at - entry.lifetime / 2 + POINT_MARGIN + self._spread[key]
 
     def _earliest(self, gateway: str) -> Optional[float]:
         """When ``gateway`` is passed over next: its first renewal point or periodic check (not before
         the back-off after a failure), or the restore an announcement asked for (whatever the back-off)."""
         entries = self.data.for_gateway(gateway)
         moments = [p for p in (self.point(e) for e in entries) if p is not None]
-        if any(e.method == announce.UPNP for e in entries):
+        if any(methods.load(e.method).periodic_check for e in entries):
             moments.append(self.last_pass.get(gateway, self.clock()) + self.upnp_check)
         candidates = [max(min(moments), self.retry_at.get(gateway, 0.0))] if moments else []
         if gateway in self.pending:
@@ -273,7 +289,6 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
     def act(self, gateway: str) -> None:
         """One pass of the renewal job over ``gateway``'s mappings."""
         _when, why, force = self.pending.pop(gateway, (0.0, "", False))
-        self.passes += 1
         ledger = KeptLedger(self.data, self.ledger.path) if self.kept else self.ledger
         renewer = Renewer(ledger, self.client_factory, self.log, self.on_change, clock=self.clock, logged=self.logged)
         try:
@@ -315,47 +330,18 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         return max(URGENT_MIN, min(left) / 3) if left else BACKOFF_CAP
 
     def heard(self, heard: Any) -> None:
-        """An announcement from a gateway of the ledger: is something to be done, and when."""
+        """An announcement from a gateway of the ledger: what its mappings' method says to do, and when."""
         gateway = heard.source
         entries = self.data.for_gateway(gateway)
-        methods = {e.method for e in entries}
-        now = self.clock()
-        if heard.kind == announce.UPNP:
-            if announce.UPNP not in methods or heard.nts not in ("ssdp:alive", "ssdp:update"):
-                return
-            if heard.boot_id is not None:
-                known = self.boot_ids.get(gateway)
-                self.boot_ids[gateway] = heard.boot_id
-                if known == heard.boot_id:
-                    return
-                why = f"ssdp:alive with BOOTID {heard.boot_id}" + (f" (was {known})" if known is not None else "")
-            elif now - self.last_pass.get(gateway, 0.0) < NOTIFY_GAP:
-                return
-            else:
-                why = "ssdp:alive"
-            self._schedule(gateway, now, f"{why}: checking the gateway's {len(entries)} mapping(s)", False)
-            return
-        if not methods - {announce.UPNP}:
-            return
-        name = "NAT-PMP" if heard.kind == announce.NATPMP else "PCP"
-        previous = self._last_epoch(gateway)
-        crossed = previous is not None and now - previous.seen_at <= REORDERED \
-            and previous.epoch - 1 <= heard.epoch <= previous.epoch  # sent just before the last reply
-        if previous is not None and (crossed or not lost_state(previous, EpochObservation(heard.epoch, now),
-                                                               heard.kind)):
-            recorded = {e.public_address for e in entries if e.public_address}
-            if heard.public_address and recorded and heard.public_address not in recorded:
-                self._schedule(gateway, now, f"{name} announcement: public address now {heard.public_address}; "
-                                             f"renewing its {len(entries)} mapping(s)", True)
-            return
-        if announce.PCP in methods:
-            wait = self.rng.uniform(0.0, PCP_RESTORE_WAIT)
-            what = f"restoring {len(entries)} mapping(s) in {wait:.2f} s (PCP's random wait, RFC 6887 section 14.1.3)"
-        else:
-            wait = 0.0
-            what = f"restoring {len(entries)} mapping(s) now"
-        self._schedule(gateway, now + wait, f"{name} announcement (epoch {heard.epoch}): the gateway lost its "
-                                            f"mappings; {what}", False)
+        names = [name for name in methods.NAMES if any(e.method == name for e in entries)]
+        channel = methods.load(heard.kind).announcements
+        if not any(methods.load(name).announcements == channel for name in names):
+            return  # no mapping there uses a method that hears this announcement
+        view = GatewayView(entries, names, self._last_epoch(gateway), self.last_pass.get(gateway, 0.0), self.clock(),
+                           self.rng, self.memo.setdefault((gateway, heard.kind), {}))
+        found = methods.load(heard.kind).heard(heard, view)
+        if found is not None:
+            self._schedule(gateway, found.at, found.why, found.force)
 
     def _schedule(self, gateway: str, at: float, why: str, force: bool) -> None:
         if gateway in self.pending:

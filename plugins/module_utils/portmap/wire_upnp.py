@@ -16,7 +16,7 @@ import re
 from urllib.parse import urljoin
 from xml.etree import ElementTree
 
-from . import defaults, errors
+from . import errors
 from .records import record_class
 
 TYPE_CHECKING = False
@@ -31,7 +31,6 @@ def escape(text: str) -> str:
     return "".join(_ESCAPES.get(char, char) for char in text)
 
 
-METHOD = defaults.UPNP
 MAX_DOCUMENT = 64 * 1024
 SOAP_ENVELOPE = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_ENCODING = "http://schemas.xmlsoap.org/soap/encoding/"

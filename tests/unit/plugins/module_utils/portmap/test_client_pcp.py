@@ -37,6 +37,11 @@ class Nonces:
         return nonce
 
 
+def outcomes(detection):
+    """A probe's Detection as natpmp_info reads it: per method True, None or the error; ``speaks``: those that answered."""
+    return dict(detection.view(), speaks=detection.speaking())
+
+
 def natpmp_refusal(op=128, epoch=500):
     """A NAT-PMP gateway's answer to a request of a version it does not speak (8 bytes, result 1)."""
     return wire_natpmp.encode_short_reply(op, wire_natpmp.Result.UNSUPPORTED_VERSION, epoch)
@@ -416,7 +421,7 @@ def test_an_epoch_one_second_back_is_a_reboot_only_under_natpmp(tmp_path, pcp, b
 
 def test_probe_under_auto_asks_both(tmp_path):
     rig = Rig(tmp_path, DualGateway())
-    found = rig.client.probe()
+    found = outcomes(rig.client.probe())
     assert found["upnp"].startswith("no answer to the UPnP IGD search")
     assert found == {"pcp": True, "natpmp": True, "upnp": found["upnp"], "speaks": ["pcp", "natpmp"]}
     assert rig.client.public_address_seen == PUBLIC  # from the NAT-PMP answer
@@ -429,7 +434,7 @@ def test_probe_under_auto_asks_both(tmp_path):
 def test_probe_asks_both_also_after_the_run_chose_one(tmp_path):
     rig = Rig(tmp_path, DualGateway())
     rig.client.public_address()
-    found = rig.client.probe()
+    found = outcomes(rig.client.probe())
     assert (found["pcp"], found["natpmp"], found["speaks"]) == (True, True, ["pcp", "natpmp"])
     assert rig.client.method == "pcp"
 
@@ -444,7 +449,7 @@ def test_a_timeout_after_a_refusal_names_both(tmp_path):
 
 def test_probe_under_auto_on_a_natpmp_only_gateway(tmp_path):
     rig = Rig(tmp_path, DualGateway(pcp=natpmp_refusal()))
-    found = rig.client.probe()
+    found = outcomes(rig.client.probe())
     assert isinstance(found["pcp"], str) and "does not speak PCP" in found["pcp"]
     assert found["natpmp"] is True and found["speaks"] == ["natpmp"]
     assert rig.client.method == "natpmp"
@@ -455,7 +460,7 @@ def test_probe_under_auto_on_a_pcp_only_gateway(tmp_path):
     # A PCP-only server answers a version 0 request with its own header: version 2, UNSUPP_VERSION.
     refusal = wire_pcp.encode_response(wire_pcp.OP_ANNOUNCE, wire_pcp.Result.UNSUPP_VERSION, 0, 500)
     rig = Rig(tmp_path, DualGateway(natpmp=refusal))
-    found = rig.client.probe()
+    found = outcomes(rig.client.probe())
     assert found["pcp"] is True and found["speaks"] == ["pcp"]
     assert isinstance(found["natpmp"], str) and "does not speak NAT-PMP" in found["natpmp"]
     assert rig.client.method == "pcp" and rig.client.public_address_seen is None
@@ -463,7 +468,7 @@ def test_probe_under_auto_on_a_pcp_only_gateway(tmp_path):
 
 def test_probe_under_auto_on_a_silent_gateway_stays_within_the_deadline(tmp_path):
     rig = Rig(tmp_path, DualGateway(pcp="silent", natpmp="silent"))
-    found = rig.client.probe()
+    found = outcomes(rig.client.probe())
     assert "PCP ANNOUNCE" in found["pcp"] and "NAT-PMP public address" in found["natpmp"]
     assert found["speaks"] == [] and rig.client.method is None
     assert rig.clock.now - START == pytest.approx(3.0)
@@ -472,7 +477,7 @@ def test_probe_under_auto_on_a_silent_gateway_stays_within_the_deadline(tmp_path
 @pytest.mark.parametrize("method, other", [("pcp", "natpmp"), ("natpmp", "pcp")])
 def test_probe_with_a_forced_method_asks_only_it(tmp_path, method, other):
     rig = Rig(tmp_path, DualGateway(), method=method)
-    found = rig.client.probe()
+    found = outcomes(rig.client.probe())
     assert found[method] is True and found[other] is None and found["speaks"] == [method]
     assert rig.client.method == method
     check = is_pcp if method == "pcp" else is_natpmp

@@ -10,6 +10,7 @@ from tests.unit.plugins.module_utils.portmap.test_client_pcp import DualGateway,
 from portmap import detect
 from portmap.client import Client
 from portmap.errors import GatewayUnreachable
+from portmap.methods import upnp as upnp_method
 
 START = 1000.0
 SSDP_ANSWER = vector("v2-ssdp-InternetGatewayDevice-2")  # LOCATION on the gateway's address
@@ -29,6 +30,11 @@ class Refusing(FakeChannel):
 
     def local_address(self) -> str:
         return "192.0.2.10"
+
+
+def outcomes(detection):
+    """A probe's Detection as natpmp_info reads it: per method True, None or the error; ``speaks``: those that answered."""
+    return dict(detection.view(), speaks=detection.speaking())
 
 
 def rig(tmp_path, port5351="silent", ssdp_delay=0.005, ssdp_source=(GATEWAY, 1900), answer=SSDP_ANSWER, timeout=3.0):
@@ -78,7 +84,7 @@ def test_a_upnp_only_gateway_that_drops_5351_is_chosen_after_the_grace(tmp_path)
     client, igd, _channels, _ssdp = rig(tmp_path, "silent")
     client.public_address()
     assert client.method == "upnp"
-    assert client.detection.chosen_after == pytest.approx(detect.UPNP_GRACE, abs=0.011)
+    assert client.detection.chosen_after == pytest.approx(upnp_method.GRACE, abs=0.011)
     assert client.detection.chosen_after < 0.5  # within what Tailscale's portmapper gives services on the LAN
     assert igd.actions()[:2] == ["GET /rootDesc.xml", "GetStatusInfo"]
 
@@ -121,7 +127,7 @@ def test_igd_answers_from_elsewhere_are_ignored(tmp_path, source, answer):
 
 def test_probe_hears_all_three_out(tmp_path):
     client, _igd, _channels, _ssdp = rig(tmp_path, DualGateway(), ssdp_delay=0.003)
-    found = client.probe()
+    found = outcomes(client.probe())
     assert (found["pcp"], found["natpmp"], found["upnp"]) == (True, True, True)
     assert found["speaks"] == ["pcp", "natpmp", "upnp"]
     assert client.method == "pcp"
@@ -131,14 +137,14 @@ def test_the_brief_probe_hears_an_igd_that_holds_its_answer_as_miniupnpd_does(tm
     """The command's ``public``: miniupnpd answers a unicast M-SEARCH 50 ms late (minissdp.c, a delay "to
     prevent flooding"); a PCP gateway answering in 1 ms must still be said to speak UPnP IGD."""
     client, igd, _channels, _ssdp = rig(tmp_path, DualGateway(), ssdp_delay=0.05)
-    found = client.probe(brief=True)
+    found = outcomes(client.probe(brief=True))
     assert found["speaks"] == ["pcp", "natpmp", "upnp"] and client.method == "pcp"
     assert elapsed(igd) < detect.SETTLE  # heard out briefly, not for the whole settle time
 
 
 def test_probe_on_a_upnp_only_gateway(tmp_path):
     client, _igd, _channels, _ssdp = rig(tmp_path, "refused")
-    found = client.probe()
+    found = outcomes(client.probe())
     assert found["speaks"] == ["upnp"] and client.method == "upnp"
     assert "ICMP port unreachable" in found["pcp"] and "ICMP port unreachable" in found["natpmp"]
     assert client.public_address_seen == "11.22.33.2"

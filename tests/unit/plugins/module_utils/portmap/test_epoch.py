@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from portmap.epoch import EpochObservation, gateway_lost_state
+from portmap.epoch import EpochObservation
+from portmap.methods.natpmp import lost_state as gateway_lost_state
 
 
 @pytest.mark.parametrize(

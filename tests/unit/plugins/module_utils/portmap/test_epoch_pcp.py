@@ -1,4 +1,4 @@
-"""RFC 6887 section 8.5: PCP's epoch rule, and lost_state choosing the rule by protocol.
+"""RFC 6887 section 8.5: PCP's epoch rule, and each method's class keeping its own rule.
 
 An epoch that went back by more than one second is invalid; otherwise, with
 client_delta our elapsed time and server_delta the server's, the epoch is invalid when
@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from portmap import epoch
-from portmap.epoch import EpochObservation, gateway_lost_state, lost_state, pcp_lost_state
+from portmap import methods
+from portmap.epoch import EpochObservation
+from portmap.methods.natpmp import lost_state as gateway_lost_state
+from portmap.methods.pcp import lost_state as pcp_lost_state
+
+
+def lost_state(previous, current, method):
+    """The rule of the method ``method``, as the client and the watch ask it."""
+    return methods.load(method).lost_state(previous, current)
 
 # (previous (epoch, seen_at) or None, current (epoch, seen_at), lost)
 PCP_CASES = [
@@ -80,7 +87,6 @@ def test_pcp_lost_state(previous, current, lost):
 @pytest.mark.parametrize("previous, current, lost", PCP_CASES)
 def test_lost_state_pcp_uses_the_pcp_rule(previous, current, lost):
     assert lost_state(observation(previous), observation(current), "pcp") is lost
-    assert lost_state(observation(previous), observation(current), epoch.PCP) is lost
 
 
 # Observations on which the two rules disagree: (previous, current, NAT-PMP says, PCP says)
@@ -100,7 +106,7 @@ def test_lost_state_picks_the_rule_by_method(previous, current, natpmp_lost, pcp
     assert gateway_lost_state(prev, cur) is natpmp_lost
     assert pcp_lost_state(prev, cur) is pcp_lost
     assert lost_state(prev, cur, "natpmp") is natpmp_lost
-    assert lost_state(prev, cur, epoch.NATPMP) is natpmp_lost
+    assert lost_state(prev, cur, "upnp") is natpmp_lost  # the uptime under RFC 6886's rule
     assert lost_state(prev, cur, "pcp") is pcp_lost
 
 
@@ -118,11 +124,11 @@ def test_lost_state_where_the_rules_agree(previous, current, lost):
     assert lost_state(prev, cur, "pcp") is lost
 
 
-@pytest.mark.parametrize("method", ["natpmp", "pcp"])
+@pytest.mark.parametrize("method", ["natpmp", "pcp", "upnp"])
 def test_lost_state_without_a_previous_observation(method):
     assert lost_state(None, EpochObservation(0, 0.0), method) is False
     assert lost_state(None, EpochObservation(2 ** 32 - 1, 1e9), method) is False
 
 
 def test_method_names():
-    assert (epoch.NATPMP, epoch.PCP) == ("natpmp", "pcp")
+    assert (methods.load("natpmp").name, methods.load("pcp").name) == ("natpmp", "pcp")

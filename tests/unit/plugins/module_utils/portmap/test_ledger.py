@@ -79,7 +79,7 @@ def test_gateway_records_round_trip(ledger):
     kept = {"description_url": "http://192.168.1.1:5000/rootDesc.xml", "device_type": "urn:x:device:InternetGatewayDevice:2",
             "service_type": "urn:schemas-upnp-org:service:WANIPConnection:2",
             "control_url": "http://192.168.1.1:5000/ctl/IPConn", "version": 2}
-    data.gateways["127.0.0.1"] = ledger_mod.GatewayRecord("upnp", EpochObservation(3600, 1000.0), kept)
+    data.gateways["127.0.0.1"] = ledger_mod.GatewayRecord("upnp", EpochObservation(3600, 1000.0), {"upnp": kept})
     ledger.save(data)
     loaded = ledger.load()
     assert loaded.gateways == data.gateways

@@ -9,7 +9,7 @@ import pytest
 from tests.unit.plugins.module_utils.portmap.fakes_upnp import GATEWAY, LOCAL, URL, FakeIgd, body_of, edit, fault, http_answer, vector
 from portmap import errors, transport_upnp, wire_ssdp
 from portmap.transport_upnp import MAX_RESPONSE, Http
-from portmap.upnp import NO_PUBLIC_ADDRESS, Granted, IgdSession
+from portmap.methods.igd import NO_PUBLIC_ADDRESS, Granted, IgdSession
 
 
 def session(igd: FakeIgd, **kwargs) -> IgdSession:
@@ -522,5 +522,6 @@ def test_client_no_public_address(tmp_path):
 def test_client_upnp_url_names_the_gateway(tmp_path):
     from portmap.client import Client  # pylint: disable=import-outside-toplevel
     client = Client(method="upnp", upnp_url="http://192.0.2.5:5000/rootDesc.xml", lock_path=str(tmp_path / "lock"))
-    assert (client.gateway, client.found_in, client.upnp.multicast) == ("192.0.2.5", "explicit", False)
-    assert Client(GATEWAY, lock_path=str(tmp_path / "lock")).upnp is None  # other methods are untouched
+    assert (client.gateway, client.found_in, client.active.name) == ("192.0.2.5", "explicit", "upnp")
+    assert client.active._igd().multicast is False  # pylint: disable=protected-access
+    assert "upnp" not in Client(GATEWAY, lock_path=str(tmp_path / "lock"))._speakers  # pylint: disable=protected-access

@@ -27,7 +27,7 @@ import pytest
 
 from tests.unit.plugins.module_utils.portmap.fakes_upnp import GATEWAY, LOCAL, VECTORS, FakeIgd, edit, fault, http_answer, vector
 from portmap import errors, wire_ssdp, wire_upnp
-from portmap.upnp import IgdSession
+from portmap.methods.igd import IgdSession
 
 HUAWEI_URL = f"http://{GATEWAY}:49652/49652gatedesc.xml"
 MIKROTIK_URL = f"http://{GATEWAY}:2828/gateway_description.xml"

@@ -12,7 +12,8 @@ from portmap.announce import Announcement, Listener
 from portmap.epoch import EpochObservation
 from portmap.errors import GatewayTimeout
 from portmap.ledger import Ledger, LedgerData
-from portmap.watch import BACKOFF_CAP, PCP_RESTORE_WAIT, Watcher
+from portmap.methods.pcp import RESTORE_WAIT as PCP_RESTORE_WAIT
+from portmap.watch import BACKOFF_CAP, Watcher
 
 from tests.unit.plugins.module_utils.portmap.test_ledger import make_entry
 
@@ -77,48 +78,48 @@ def test_renewal_points_half_the_lease_and_pcp_between_half_and_five_eighths(tmp
 
 def test_a_natpmp_announcement_of_lost_state_restores_at_once(tmp_path):
     watch, lines = watcher(tmp_path, [make_entry(8080)])
-    watch.heard(Announcement(announce.NATPMP, GW, epoch=0, public_address="11.22.33.2"))
+    watch.heard(Announcement("natpmp", GW, epoch=0, public_address="11.22.33.2"))
     assert watch.pending[GW][0] == 2000.0 and "restoring 1 mapping(s) now" in lines[-1]
     assert watch.due(2000.0) == [GW]
 
 
 def test_a_pcp_announcement_waits_the_rfc_random_wait_once(tmp_path):
     watch, lines = watcher(tmp_path, [make_entry(8080, method="pcp")], seed=9)
-    watch.heard(Announcement(announce.PCP, GW, epoch=0))
+    watch.heard(Announcement("pcp", GW, epoch=0))
     at = watch.pending[GW][0]
     assert 2000.0 <= at <= 2000.0 + PCP_RESTORE_WAIT
     assert at == 2000.0 + random.Random(9).uniform(0, PCP_RESTORE_WAIT)
     assert "PCP's random wait" in lines[-1]
-    watch.heard(Announcement(announce.PCP, GW, epoch=0))  # the repeats draw no new wait
-    watch.heard(Announcement(announce.NATPMP, GW, epoch=0, public_address="11.22.33.2"))
+    watch.heard(Announcement("pcp", GW, epoch=0))  # the repeats draw no new wait
+    watch.heard(Announcement("natpmp", GW, epoch=0, public_address="11.22.33.2"))
     assert watch.pending[GW][0] == at and len(lines) == 1
 
 
 def test_an_announcement_without_lost_state_does_nothing_unless_the_address_moved(tmp_path):
     watch, lines = watcher(tmp_path, [make_entry(8080)])  # epoch 50 seen at 1000; now 2000
-    watch.heard(Announcement(announce.NATPMP, GW, epoch=1050, public_address="11.22.33.2"))
+    watch.heard(Announcement("natpmp", GW, epoch=1050, public_address="11.22.33.2"))
     assert watch.pending == {} and lines == []
     watch.clock.now = 1001.0
-    watch.heard(Announcement(announce.NATPMP, GW, epoch=49, public_address="11.22.33.2"))  # crossed a reply
+    watch.heard(Announcement("natpmp", GW, epoch=49, public_address="11.22.33.2"))  # crossed a reply
     assert watch.pending == {}
     watch.clock.now = 2000.0
-    watch.heard(Announcement(announce.NATPMP, GW, epoch=1050, public_address="6.7.8.9"))
+    watch.heard(Announcement("natpmp", GW, epoch=1050, public_address="6.7.8.9"))
     assert watch.pending[GW][2] is True and "public address now 6.7.8.9" in lines[-1]
 
 
 def test_upnp_notify_with_a_new_bootid_checks_the_gateway(tmp_path):
     watch, lines = watcher(tmp_path, [make_entry(8080, method="upnp")])
-    watch.heard(Announcement(announce.UPNP, GW, boot_id=4, nts="ssdp:byebye"))
+    watch.heard(Announcement("upnp", GW, boot_id=4, nts="ssdp:byebye"))
     assert watch.pending == {}
-    watch.heard(Announcement(announce.UPNP, GW, boot_id=4, nts="ssdp:alive"))
+    watch.heard(Announcement("upnp", GW, boot_id=4, nts="ssdp:alive"))
     assert GW in watch.pending and "BOOTID 4" in lines[-1]
     watch.pending.clear()
-    watch.heard(Announcement(announce.UPNP, GW, boot_id=4, nts="ssdp:alive"))  # the same boot: nothing
+    watch.heard(Announcement("upnp", GW, boot_id=4, nts="ssdp:alive"))  # the same boot: nothing
     assert watch.pending == {}
-    watch.heard(Announcement(announce.UPNP, GW, boot_id=5, nts="ssdp:alive"))
+    watch.heard(Announcement("upnp", GW, boot_id=5, nts="ssdp:alive"))
     assert "BOOTID 5 (was 4)" in lines[-1]
     natpmp_only, _lines = watcher(tmp_path, [make_entry(8080)])
-    natpmp_only.heard(Announcement(announce.UPNP, GW, boot_id=9, nts="ssdp:alive"))
+    natpmp_only.heard(Announcement("upnp", GW, boot_id=9, nts="ssdp:alive"))
     assert natpmp_only.pending == {}
 
 
@@ -149,7 +150,7 @@ def test_an_announcement_overrides_the_back_off(tmp_path):
         watch.act(GW)
     clock.now += 1
     assert watch.due(clock.now) == []  # backing off for 8 s
-    watch.heard(Announcement(announce.NATPMP, GW, epoch=0, public_address="11.22.33.2"))
+    watch.heard(Announcement("natpmp", GW, epoch=0, public_address="11.22.33.2"))
     assert watch.due(clock.now) == [GW]
 
 
@@ -177,35 +178,35 @@ def test_the_newest_epoch_of_the_ledger_counts(tmp_path):
     watch, _lines = watcher(tmp_path, [make_entry(8080)])  # the mapping's epoch: 50 at 1000
     from portmap.ledger import GatewayRecord  # pylint: disable=import-outside-toplevel
 
-    watch.heard(Announcement(announce.NATPMP, GW, epoch=15, public_address="11.22.33.2"))
+    watch.heard(Announcement("natpmp", GW, epoch=15, public_address="11.22.33.2"))
     assert GW in watch.pending  # epoch 15 after 50: lost, by the mapping's epoch alone
     watch.pending.clear()
     watch.data.gateways[GW] = GatewayRecord("natpmp", EpochObservation(10, 1995.0))  # a later pass saw 10
-    watch.heard(Announcement(announce.NATPMP, GW, epoch=15, public_address="11.22.33.2"))
+    watch.heard(Announcement("natpmp", GW, epoch=15, public_address="11.22.33.2"))
     assert watch.pending == {}  # consistent with the gateway's own, newer record
 
 
 def test_announcements_decoded():
-    natpmp = announce.decode(wire_natpmp.encode_announcement(7, "11.22.33.2"), GW, 5350)
+    natpmp = announce.decode(wire_natpmp.encode_announcement(7, "11.22.33.2"), GW, ("natpmp", "pcp"))
     assert (natpmp.kind, natpmp.epoch, natpmp.public_address) == ("natpmp", 7, "11.22.33.2")
-    pcp = announce.decode(wire_pcp.encode_announcement(9), GW, 5350)
+    pcp = announce.decode(wire_pcp.encode_announcement(9), GW, ("natpmp", "pcp"))
     assert (pcp.kind, pcp.epoch) == ("pcp", 9)
     notify = ("NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n"
               "USN: uuid:x::upnp:rootdevice\r\nLOCATION: http://127.0.0.1:5000/rootDesc.xml\r\n"
               "BOOTID.UPNP.ORG: 12\r\n\r\n").encode()
-    upnp = announce.decode(notify, GW, 1900)
+    upnp = announce.decode(notify, GW, ("upnp",))
     assert (upnp.kind, upnp.boot_id, upnp.nts) == ("upnp", 12, "ssdp:alive")
     map_reply = wire_natpmp.encode_map_reply("tcp", 0, 7, 8080, 8080, 3600)  # a reply, not an announcement
     for other in (map_reply, b"", b"\x00", b"\x02" * 3, b"M-SEARCH * HTTP/1.1\r\n\r\n", bytes(range(256))):
-        assert announce.decode(other, GW, 5350) is None
+        assert announce.decode(other, GW, ("natpmp", "pcp")) is None
 
 
 def test_the_listener_keeps_only_what_the_gateways_send():
-    listener = Listener({"127.0.0.1": "127.0.0.1"}, natpmp=False)  # no port bound: a socket of its own below
+    listener = Listener({"127.0.0.1": "127.0.0.1"}, ())  # no port bound: a socket of its own below
     inbox = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     inbox.bind(("127.0.0.1", 0))
     inbox.setblocking(False)
-    listener.sockets.append((inbox, 5350))
+    listener.sockets.append((inbox, ("natpmp", "pcp")))
     senders = []
     try:
         for source in ("127.0.0.1", "127.0.0.2"):

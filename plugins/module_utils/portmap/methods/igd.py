@@ -1,6 +1,6 @@
 # Copyright (c) portmap.natpmp contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A UPnP IGD session: discovery, the IGD's control actions, and what a mapping needs of them.
+"""UPnP IGD's session with one gateway: discovery, the IGD's control actions, and what a mapping needs of them.
 
 Discovery searches by SSDP (unicast to a known gateway's port 1900, the group only
 when no gateway was given) or takes the description URL (``upnp_url``).  Anything on
@@ -21,22 +21,20 @@ mappings.
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import time
 
-from . import wire_ssdp, wire_upnp
-from .errors import (GatewayTimeout, MalformedPacket, NoPublicAddress, PortmapError, UpnpActionFailed, UpnpConflict,
+from .. import wire_ssdp, wire_upnp
+from ..errors import (GatewayTimeout, MalformedPacket, NoPublicAddress, PortmapError, UpnpActionFailed, UpnpConflict,
                      UpnpFault, UpnpInvalidArgs, UpnpNoSuchEntry, UpnpOnlyPermanentLeases, UpnpProtocolError)
-from .records import record_class
-from .transport_upnp import Datagrams, Http, gateway_url, search
+from ..reachability import is_public
+from ..records import record_class
+from ..transport_upnp import Datagrams, Http, gateway_url, search
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start
     from typing import Callable, List, Optional, Tuple
-    from .transport_upnp import StreamFactory
+    from ..transport_upnp import StreamFactory
 
-METHOD = wire_upnp.METHOD
 DEFAULT_TIMEOUT = 3.0
 NO_PUBLIC_ADDRESS = "the gateway has no public address: is there a second NAT upstream?"
 _CONTENT_TYPE = ("Content-Type", 'text/xml; charset="utf-8"')
@@ -45,14 +43,6 @@ CONNECTED_PUBLIC, CONNECTED_ONLY, ANY = 1, 2, 3  # the ranks of a WAN connection
 WHY = {CONNECTED_PUBLIC: "connected, with the public address {address}",
        CONNECTED_ONLY: "connected, without a public address (it reports {address!r})",
        ANY: "none is connected; the first service found"}
-
-
-@functools.lru_cache(maxsize=16)
-def is_public(address: str) -> bool:
-    try:
-        return ipaddress.IPv4Address(address).is_global
-    except ValueError:
-        return False
 
 
 @record_class(frozen=True)
