@@ -32,4 +32,3 @@ class EpochObservation:
         if not data:
             return None
         return cls(int(data["epoch"]), float(data["seen_at"]))
-

@@ -25,7 +25,7 @@ import time
 
 from .. import wire_ssdp, wire_upnp
 from ..errors import (GatewayTimeout, MalformedPacket, NoPublicAddress, PortmapError, UpnpActionFailed, UpnpConflict,
-                     UpnpFault, UpnpInvalidArgs, UpnpNoSuchEntry, UpnpOnlyPermanentLeases, UpnpProtocolError)
+                      UpnpFault, UpnpInvalidArgs, UpnpNoSuchEntry, UpnpOnlyPermanentLeases, UpnpProtocolError)
 from ..reachability import is_public
 from ..records import record_class
 from ..transport_upnp import Datagrams, Http, gateway_url, search

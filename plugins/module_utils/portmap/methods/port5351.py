@@ -254,7 +254,6 @@ class DatagramMethod(Method):
                                  f"mappings; {what}")
 
 
-
 def decode_quietly(decode: Callable[[], Any]) -> Any:
     """``decode()``, or None when the datagram is not what it reads (an announcement never raises)."""
     try:

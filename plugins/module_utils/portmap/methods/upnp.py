@@ -13,7 +13,7 @@ the table shows it as this host's.
 from __future__ import annotations
 
 from .. import wire_ssdp
-from ..errors import GatewayTimeout, GatewayUnreachable, PortmapError, UpnpProtocolError
+from ..errors import GatewayTimeout, GatewayUnreachable, UpnpProtocolError
 from . import TITLES
 from .base import Heard, Mapping, Method, Probe, PublicAddress
 from .natpmp import lost_state as uptime_lost_state

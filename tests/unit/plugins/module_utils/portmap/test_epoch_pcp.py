@@ -19,6 +19,7 @@ def lost_state(previous, current, method):
     """The rule of the method ``method``, as the client and the watch ask it."""
     return methods.load(method).lost_state(previous, current)
 
+
 # (previous (epoch, seen_at) or None, current (epoch, seen_at), lost)
 PCP_CASES = [
     (None, (0, 0.0), False),
