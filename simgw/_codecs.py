@@ -15,6 +15,7 @@ if _MODULE_UTILS not in sys.path:
 
 from portmap import wire_natpmp  # noqa: E402  pylint: disable=wrong-import-position
 from portmap import wire_pcp  # noqa: E402  pylint: disable=wrong-import-position
+from portmap import wire_stun  # noqa: E402  pylint: disable=wrong-import-position
 from portmap.errors import MalformedPacket  # noqa: E402  pylint: disable=wrong-import-position
 
-__all__ = ["wire_natpmp", "wire_pcp", "MalformedPacket"]
+__all__ = ["wire_natpmp", "wire_pcp", "wire_stun", "MalformedPacket"]

@@ -4,7 +4,8 @@ Properties:
 - ``decode`` raises nothing but MalformedPacket; what it accepts has the cookie, a length
   that matches, attributes inside the message, and a FINGERPRINT (when present) that is right;
 - ``parse_binding_response`` never raises; what it accepts answers this transaction;
-- encode -> decode is the identity for Binding responses of any address, port and id;
+- the simulated server's encode (simgw/stun_wire.py) -> the client's decode is the identity for Binding
+  responses of any address, port and id;
 - the client, fed garbage from the server's address, ignores it: with only garbage a Binding
   gets no answer, with garbage and then the right response it returns the right address.
 
@@ -28,6 +29,7 @@ from fuzzing import FUZZ, mutated
 from portmap import wire_stun
 from portmap.errors import MalformedPacket, StunError
 from portmap.stun import StunClient
+from simgw import stun_wire
 from tests.unit.plugins.module_utils.portmap.stunnet import PRIMARY, Network
 
 CASES: Counter = Counter()
@@ -35,10 +37,10 @@ VALID_ANSWERS: Counter = Counter()
 
 TXID = bytes(range(1, 13))
 SEEDS = [
-    wire_stun.encode_binding_response(TXID, ("11.22.33.2", 40000), ("11.22.33.3", 3479), ("11.22.33.1", 3478)),
-    wire_stun.encode_binding_response(TXID, ("2001:db8::7", 1), xor=False),
-    wire_stun.encode_error_response(TXID, 420, "Unknown Attribute"),
-    wire_stun.encode(wire_stun.BINDING_SUCCESS, TXID, [(wire_stun.SOFTWARE, b"coturn")], integrity_key=b"k",
+    stun_wire.encode_binding_response(TXID, ("11.22.33.2", 40000), ("11.22.33.3", 3479), ("11.22.33.1", 3478)),
+    stun_wire.encode_binding_response(TXID, ("2001:db8::7", 1), xor=False),
+    stun_wire.encode_error_response(TXID, 420, "Unknown Attribute"),
+    stun_wire.encode(wire_stun.BINDING_SUCCESS, TXID, [(wire_stun.SOFTWARE, b"coturn")], integrity_key=b"k",
                      fingerprint=True),
     wire_stun.binding_request(TXID, True, True),
     bytes.fromhex("0101003c2112a442b7e7a701bc34d686fa87dfae8022000b7465737420766563746f7220002000080001a147e112a643"
@@ -109,7 +111,7 @@ addresses = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).map(str)
 def test_binding_response_round_trip(txid: bytes, mapped: str, port: int, other: str, other_port: int,
                                      xor: bool) -> None:
     CASES["round trip"] += 1
-    datagram = wire_stun.encode_binding_response(txid, (mapped, port), (other, other_port), (other, other_port), xor)
+    datagram = stun_wire.encode_binding_response(txid, (mapped, port), (other, other_port), (other, other_port), xor)
     response = wire_stun.parse_binding_response(datagram, txid)
     assert response is not None and response.success
     assert (response.mapped, response.other_address, response.response_origin) == (

@@ -6,8 +6,11 @@ A message is a 20-octet header (type, length, the magic cookie 0x2112A442, a 96-
 transaction id) and attributes (type, length, value padded to 4 octets).  Only what a
 Binding client needs is given a meaning: XOR-MAPPED-ADDRESS (and MAPPED-ADDRESS, which RFC
 3489 servers send instead), OTHER-ADDRESS (RFC 3489's CHANGED-ADDRESS has the same form),
-RESPONSE-ORIGIN, CHANGE-REQUEST, ERROR-CODE, SOFTWARE; FINGERPRINT is verified when present
-and MESSAGE-INTEGRITY can be computed and verified with a key (the RFC 5769 vectors).
+RESPONSE-ORIGIN, CHANGE-REQUEST, ERROR-CODE, SOFTWARE; FINGERPRINT is verified when present,
+and attributes after MESSAGE-INTEGRITY (but MESSAGE-INTEGRITY-SHA256 and FINGERPRINT) are
+ignored.  A client sends only requests: what a server sends (responses, MESSAGE-INTEGRITY,
+FINGERPRINT) is encoded by the simulated gateway (``simgw/stun_wire.py``), with this
+module's header, attribute and XOR-MAPPED-ADDRESS encoders.
 Attributes 0x0000-0x7FFF this module does not know are comprehension-required (RFC 8489
 section 14): a response carrying one is reported in ``unknown_required``, and the
 transaction fails (section 6.3.3, 6.3.4).
@@ -15,13 +18,9 @@ transaction fails (section 6.3.3, 6.3.4).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import os
-import stringprep
 import struct
-import unicodedata
 import zlib
 
 from .errors import MalformedPacket
@@ -113,35 +112,26 @@ def new_transaction_id() -> bytes:
     return os.urandom(12)
 
 
-def _pad(value: bytes, padding: bytes = b"\x00") -> bytes:
-    return value + padding * (-len(value) % 4)
-
-
-def _attribute(attr_type: int, value: bytes, padding: bytes = b"\x00") -> bytes:
+def encode_attribute(attr_type: int, value: bytes) -> bytes:
+    """An attribute: type, length, the value padded with zeros to 4 octets."""
     if not 0 <= attr_type <= 0xFFFF or len(value) > 0xFFFF:
         raise ValueError(f"STUN attribute 0x{attr_type:04x} of {len(value)} octets cannot be encoded")
-    return struct.pack("!HH", attr_type, len(value)) + _pad(value, padding)
+    return struct.pack("!HH", attr_type, len(value)) + value + b"\x00" * (-len(value) % 4)
 
 
-def _header(msg_type: int, length: int, transaction_id: bytes) -> bytes:
+def encode_header(msg_type: int, length: int, transaction_id: bytes) -> bytes:
+    """The 20-octet header of a message whose attributes take ``length`` octets."""
+    if msg_type & 0xC000:
+        raise ValueError(f"STUN message type 0x{msg_type:04x} has its top two bits set")
     if len(transaction_id) != 12:
         raise ValueError(f"a STUN transaction id has 12 octets, not {len(transaction_id)}")
     return struct.pack("!HHI", msg_type, length, MAGIC_COOKIE) + transaction_id
 
 
-def encode(msg_type: int, transaction_id: bytes, attributes: Sequence[Tuple[int, bytes]] = (),
-           integrity_key: Optional[bytes] = None, fingerprint: bool = False, padding: bytes = b"\x00") -> bytes:
-    """A whole message; MESSAGE-INTEGRITY (with ``integrity_key``) and FINGERPRINT are added last, in that order."""
-    if msg_type & 0xC000:
-        raise ValueError(f"STUN message type 0x{msg_type:04x} has its top two bits set")
-    body = b"".join(_attribute(t, v, padding) for t, v in attributes)
-    if integrity_key is not None:
-        covered = _header(msg_type, len(body) + 24, transaction_id) + body
-        body += _attribute(MESSAGE_INTEGRITY, hmac.new(integrity_key, covered, hashlib.sha1).digest())
-    if fingerprint:
-        covered = _header(msg_type, len(body) + 8, transaction_id) + body
-        body += _attribute(FINGERPRINT, struct.pack("!I", zlib.crc32(covered) ^ FINGERPRINT_XOR))
-    return _header(msg_type, len(body), transaction_id) + body
+def encode(msg_type: int, transaction_id: bytes, attributes: Sequence[Tuple[int, bytes]] = ()) -> bytes:
+    """A whole message."""
+    body = b"".join(encode_attribute(t, v) for t, v in attributes)
+    return encode_header(msg_type, len(body), transaction_id) + body
 
 
 def decode(datagram: bytes) -> Message:
@@ -183,13 +173,6 @@ def decode(datagram: bytes) -> Message:
 
 # ------------------------------------------------------------------ addresses
 
-def encode_address(address: Address) -> bytes:
-    """MAPPED-ADDRESS form (also OTHER-ADDRESS, RESPONSE-ORIGIN): family, port, address."""
-    ip = ipaddress.ip_address(address[0])
-    family = FAMILY_IPV4 if ip.version == 4 else FAMILY_IPV6
-    return struct.pack("!BBH", 0, family, address[1]) + ip.packed
-
-
 def decode_address(value: bytes) -> Address:
     if len(value) < 4:
         raise MalformedPacket(f"a STUN address attribute has at least 4 octets, got {len(value)}")
@@ -204,18 +187,15 @@ def _xor_pad(transaction_id: bytes) -> bytes:
     return struct.pack("!I", MAGIC_COOKIE) + transaction_id
 
 
-def _xor(data: bytes, transaction_id: bytes) -> bytes:
-    """X-Port is xored with the cookie's top 16 bits, X-Address with the cookie and (IPv6) the transaction id."""
+def xor_address(data: bytes, transaction_id: bytes) -> bytes:
+    """MAPPED-ADDRESS's form to XOR-MAPPED-ADDRESS's and back (the xor is its own inverse): X-Port is xored
+    with the cookie's top 16 bits, X-Address with the cookie and (IPv6) the transaction id."""
     pad = _xor_pad(transaction_id)
     return data[:2] + bytes(a ^ b for a, b in zip(data[2:4], pad)) + bytes(a ^ b for a, b in zip(data[4:], pad))
 
 
-def encode_xor_address(address: Address, transaction_id: bytes) -> bytes:
-    return _xor(encode_address(address), transaction_id)
-
-
 def decode_xor_address(value: bytes, transaction_id: bytes) -> Address:
-    return decode_address(_xor(value, transaction_id))
+    return decode_address(xor_address(value, transaction_id))
 
 
 def change_request(change_ip: bool, change_port: bool) -> bytes:
@@ -279,48 +259,3 @@ def parse_binding_response(datagram: bytes, transaction_id: bytes) -> Optional[B
     software = (message.get(SOFTWARE) or b"").decode("utf-8", "replace")
     return BindingResponse(message.msg_type == BINDING_SUCCESS, xor_mapped or plain, xor_mapped, plain, other,
                            origin, software, code, reason, message.unknown_required())
-
-
-def encode_binding_response(transaction_id: bytes, mapped: Address, other_address: Optional[Address] = None,
-                            response_origin: Optional[Address] = None, xor: bool = True,
-                            extra: Sequence[Tuple[int, bytes]] = ()) -> bytes:
-    """A Binding success response, as a server sends it (for tests and the simulated server)."""
-    attributes = [(XOR_MAPPED_ADDRESS, encode_xor_address(mapped, transaction_id)) if xor
-                  else (MAPPED_ADDRESS, encode_address(mapped))]
-    if other_address is not None:
-        attributes.append((OTHER_ADDRESS, encode_address(other_address)))
-    if response_origin is not None:
-        attributes.append((RESPONSE_ORIGIN, encode_address(response_origin)))
-    return encode(BINDING_SUCCESS, transaction_id, list(attributes) + list(extra))
-
-
-def encode_error_response(transaction_id: bytes, code: int, reason: str) -> bytes:
-    value = struct.pack("!HBB", 0, code // 100, code % 100) + reason.encode("utf-8")
-    return encode(BINDING_ERROR, transaction_id, [(ERROR_CODE, value)])
-
-
-# ------------------------------------------------------------------ MESSAGE-INTEGRITY
-
-def saslprep(text: str) -> str:
-    """RFC 4013's mapping (B.1 to nothing, C.1.2 to space) and NFKC; prohibited characters are not checked."""
-    mapped = "".join(" " if stringprep.in_table_c12(c) else c for c in text if not stringprep.in_table_b1(c))
-    return unicodedata.normalize("NFKC", mapped)
-
-
-def short_term_key(password: str) -> bytes:
-    return saslprep(password).encode("utf-8")
-
-
-def long_term_key(username: str, realm: str, password: str) -> bytes:
-    """RFC 8489 section 9.2.2 (MD5): MD5(username ":" realm ":" SASLprep(password))."""
-    return hashlib.md5(f"{username}:{realm}:{saslprep(password)}".encode("utf-8")).digest()  # nosec: the RFC's key
-
-
-def verify_integrity(message: Message, key: bytes) -> bool:
-    """Whether MESSAGE-INTEGRITY is present and right for ``key`` (RFC 8489 section 14.5)."""
-    attribute = message.find(MESSAGE_INTEGRITY)
-    if attribute is None or len(attribute.value) != 20:
-        return False
-    raw = message.raw
-    covered = raw[:2] + struct.pack("!H", attribute.offset + 24 - HEADER_SIZE) + raw[4:attribute.offset]
-    return hmac.compare_digest(hmac.new(key, covered, hashlib.sha1).digest(), attribute.value)

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Set, Tuple
 from tests.unit.plugins.module_utils.portmap.fakes import FakeClock
 from portmap import wire_stun
 from portmap.stun import ADDRESS, ADDRESS_AND_PORT, INDEPENDENT, Endpoint
+from simgw import stun_wire
 
 PRIMARY = ("192.0.2.1", 3478)
 OTHER = ("192.0.2.2", 3479)
@@ -81,9 +82,9 @@ class Network:
             source = ({PRIMARY[0]: OTHER[0], OTHER[0]: PRIMARY[0]}[source[0]] if flags & wire_stun.CHANGE_IP else source[0],
                       {PRIMARY[1]: OTHER[1], OTHER[1]: PRIMARY[1]}[source[1]] if flags & wire_stun.CHANGE_PORT else source[1])
         if self.error:
-            reply = wire_stun.encode_error_response(request.transaction_id, self.error, "Bad Request")
+            reply = stun_wire.encode_error_response(request.transaction_id, self.error, "Bad Request")
         else:
-            reply = wire_stun.encode_binding_response(request.transaction_id, external,
+            reply = stun_wire.encode_binding_response(request.transaction_id, external,
                                                       other_address=OTHER if self.rfc5780 else None,
                                                       response_origin=source, extra=self.extra)
         if self.mapping is None and self.filtering is None or self._lets_in(external[1], source):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from portmap import reachability, stun, wire_stun
+from portmap import reachability, stun
 from portmap.errors import GatewayTimeout, StunError
 from portmap.stun import ADDRESS, ADDRESS_AND_PORT, INDEPENDENT, StunClient
+from simgw import stun_wire
 from tests.unit.plugins.module_utils.portmap.stunnet import LOCAL, OTHER, PRIMARY, PUBLIC, Network
 
 
@@ -104,7 +105,7 @@ def test_other_transactions_are_ignored():
     network = Network(INDEPENDENT, INDEPENDENT)
     stun_client = client(network)
     endpoint = network.endpoint()
-    stale = wire_stun.encode_binding_response(bytes(12), ("203.0.113.9", 1))  # another transaction id
+    stale = stun_wire.encode_binding_response(bytes(12), ("203.0.113.9", 1))  # another transaction id
     endpoint.queue.append((network.clock.now + 0.001, stale, PRIMARY))
     endpoint.queue.append((network.clock.now + 0.001, b"\x00" * 40, PRIMARY))
     response = stun_client.binding(endpoint, PRIMARY, 0.8)
