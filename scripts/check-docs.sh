@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ansible-doc must render every module and role of the collection with no warning, and
+# ansible-doc must render every module, filter, lookup and role of the collection with no warning, and
 # antsibull-docs must find the collection's docs (plugins, roles, docs/docsite) clean.
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -31,6 +31,10 @@ done
 for path in plugins/filter/*.py; do
     name=$(basename "$path" .py)
     [ "$name" = "__init__" ] || check filter "portmap.natpmp.$name"
+done
+for path in plugins/lookup/*.py; do
+    name=$(basename "$path" .py)
+    [ "$name" = "__init__" ] || check lookup "portmap.natpmp.$name"
 done
 for path in roles/*/; do
     [ -d "$path" ] || continue

@@ -10,6 +10,7 @@ another gateway with hosts of its own, in a topology of its own (a mixed fleet).
 
     simgw            the simulated gateway, PCP and NAT-PMP
     simgw-upnp       the simulated gateway, UPnP IGD v2 only (SSDP unicast, nothing answered on 5351)
+    simgw-all        the simulated gateway, PCP, NAT-PMP and UPnP IGD v2 on one table
     miniupnpd        the real miniupnpd, PCP and NAT-PMP
     miniupnpd-upnp   the real miniupnpd, UPnP IGD only (enable_natpmp=no)
     miniupnpd-all    the real miniupnpd, PCP, NAT-PMP and UPnP IGD in one daemon
@@ -56,7 +57,7 @@ from .netns import Topology, wait_for
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OVERLAID = ("/etc", "/usr/local", "/var/lib", "/var/log")
 WATCHED = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/cron.d", "/usr/local/sbin", "/var/lib")
-GATEWAYS = ("simgw", "simgw-upnp", "miniupnpd", "miniupnpd-upnp", "miniupnpd-all")
+GATEWAYS = ("simgw", "simgw-upnp", "simgw-all", "miniupnpd", "miniupnpd-upnp", "miniupnpd-all")
 STANDIN = os.path.join(REPO, "tests", "harness", "systemctl_standin.py")
 # Runs argv, records its pid and then its exit status (for stop-unit): argv[1] pid file, argv[2] status file.
 SUPERVISOR = """
@@ -70,7 +71,8 @@ with open(sys.argv[2] + ".tmp", "w") as handle:
 os.replace(sys.argv[2] + ".tmp", sys.argv[2])
 """
 SIMGW_OPTIONS = {"simgw": ["--announce", "multicast"],
-                 "simgw-upnp": ["--speaks", "none", "--igd", "v2", "--ssdp", "unicast"]}
+                 "simgw-upnp": ["--speaks", "none", "--igd", "v2", "--ssdp", "unicast"],
+                 "simgw-all": ["--announce", "multicast", "--igd", "v2", "--ssdp", "unicast"]}
 
 
 def fingerprint() -> Dict[str, str]:

@@ -1,6 +1,7 @@
 """The renewal role's files and folders on a host of its own: what present makes and what it hands to the
-job's user, what absent and a rollback remove (exactly what the role made), and the checks made before a
-converge reports ok (the job's user can reach the ledger; the command's folder exists).
+job's user, what absent and a rollback remove (exactly what the role made), the client package's whole tree
+(its subpackages too) as the installed command runs it, and the checks made before a converge reports ok (the
+job's user can reach the ledger; the command's folder exists).
 
 Each test makes one host (a sealed network namespace behind the simulated gateway, with its own view of
 /etc, /usr/local, /var/lib and /var/log: tests/harness/fleet.py) and removes it, also on failure.
@@ -8,33 +9,42 @@ Each test makes one host (a sealed network namespace behind the simulated gatewa
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from simgw import control
 from tests.harness.fleet import Fleet
 from tests.harness.netns import netns_available
-from tests.harness.playbook import run_playbook
+from tests.harness.playbook import REPO, run_playbook
 
 DEFAULT_FOLDERS = ("/var/lib/portmap-natpmp", "/usr/local/lib/portmap-natpmp")
 RECORD = "/usr/local/lib/portmap-natpmp/portmap-natpmp-created.json"
+LIB = "/usr/local/lib/portmap-natpmp"
+COMMAND = "/usr/local/sbin/portmap-natpmp"
+PACKAGE = REPO / "plugins" / "module_utils" / "portmap"
 
 
 @pytest.fixture
-def host(tmp_path, collections_path):
-    """One host behind the simulated gateway; yields (fleet, run, sh)."""
+def host(request, tmp_path, collections_path):
+    """One host behind the simulated gateway (``simgw``, or the fleet gateway a test parametrizes this fixture
+    with, indirectly); yields (fleet, run, sh). ``run(check=..., collections=...)`` applies the role in check mode,
+    or from another collections tree."""
     ok, why = netns_available()
     if not ok:
         pytest.skip(why)
     fleet = Fleet(str(tmp_path / "fleet"))
-    fleet.create([["simgw", "h1"]])
+    fleet.create([[getattr(request, "param", "simgw"), "h1"]])
     try:
-        def run(**variables):
+        def run(check=False, collections=None, **variables):
             extra = {"ansible_python_interpreter": fleet.host("h1")["python"],
                      "renewal_mappings": [{"internal_port": 8080, "lifetime": 3600}], **variables}
-            proc, _recap = run_playbook("role_apply.yml", tmp_path, extra, collections_path=collections_path,
-                                        timeout=300)
+            proc, _recap = run_playbook("role_apply.yml", tmp_path, extra, collections_path=collections or collections_path,
+                                        check=check, timeout=300)
             return proc
 
         def sh(script: str, check: bool = True) -> str:
@@ -239,3 +249,159 @@ def test_a_ledger_folder_given_to_the_user_alone_stays_unchanged_on_a_second_run
     again = run(**variables)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-4000:]
     assert owner(sh, "/var/lib/shared/.portmap-natpmp.lock") == "portmap-natpmp:root"
+
+
+# ---------------------------------------------------------------- the client package's tree
+
+# Modules of a throwaway subpackage, added to a copy of the collection only (paths below its portmap/): a module in
+# a subpackage of its own, and one two folders down, below a folder that holds no module.
+PROBES = {"methods/probe_extra.py": 'PROBE = "methods"\n',
+          "probe_ns/deeper/__init__.py": "",
+          "probe_ns/deeper/probe_deep.py": 'PROBE = "deeper"\n'}
+
+
+def package_sources(root: Path = PACKAGE) -> dict:
+    """Every module of the client package below ``root``, at any depth: relative path -> its sha256."""
+    return {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*.py")) if "__pycache__" not in path.parts}
+
+
+def package_folders(modules) -> set:
+    """The folders below portmap/ that the modules ``modules`` (relative paths) need, those above them too."""
+    folders = set()
+    for module in modules:
+        parts = module.split("/")[:-1]
+        folders.update("/".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return folders
+
+
+def installed_package(sh) -> dict:
+    """What is below the host's portmap/: relative path -> (type f/d, owner:group, mode, sha256 of a .py)."""
+    found = {}
+    listing = sh(f"cd {LIB}/portmap 2>/dev/null && find . -mindepth 1 -printf '%y %u:%g %m %P\\n' || true")
+    for line in listing.splitlines():
+        kind, who, mode, path = line.split(" ", 3)
+        found[path] = [kind, who, mode, ""]
+    sums = sh(f"cd {LIB}/portmap 2>/dev/null && find . -name '*.py' -exec sha256sum {{}} + || true")
+    for line in sums.splitlines():
+        digest, path = line.split(None, 1)
+        found[path[2:]][3] = digest
+    return found
+
+
+def assert_package_installed(sh, sources: dict) -> None:
+    """Every module of ``sources`` installed with its content (root's, 0644), every folder root's 0755, each module
+    compiled into its folder's __pycache__, nothing else; the record names the modules and folders."""
+    found = installed_package(sh)
+    modules = {path: info for path, info in found.items() if path.endswith(".py")}
+    assert {path: info[3] for path, info in modules.items()} == sources
+    assert {tuple(info[:3]) for info in modules.values()} == {("f", "root:root", "644")}
+    folders = {path: info for path, info in found.items() if info[0] == "d"}
+    wanted = package_folders(sources) | {str(Path(module).parent / "__pycache__") for module in sources}
+    assert set(folders) == wanted
+    assert {tuple(info[:3]) for info in folders.values()} == {("d", "root:root", "755")}
+    bytecode = {path for path in found if path.endswith(".pyc")}
+    compiled = {str(Path(path).parent.parent / path.rpartition("/")[2].split(".")[0]) for path in bytecode}
+    assert compiled == {module[:-3] for module in sources}, "the job's user would compile them at every run"
+    assert set(found) == set(modules) | set(folders) | bytecode
+    record = json.loads(sh(f"cat {RECORD}"))
+    assert {f"{LIB}/portmap/{module}" for module in sources} == set(record["files"])
+    assert {f"{LIB}/portmap/{folder}" for folder in wanted} <= set(record["folders"])
+
+
+def collection_copy(root: Path, modules: dict) -> Path:
+    """A collections tree (returned) whose portmap.natpmp is a copy of this checkout's collection with ``modules``
+    (relative path below plugins/module_utils/portmap -> text) added."""
+    target = root / "ansible_collections" / "portmap" / "natpmp"
+    for folder in ("meta", "plugins", "roles"):
+        shutil.copytree(REPO / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / "galaxy.yml", target / "galaxy.yml")
+    for relative, text in modules.items():
+        path = target / "plugins" / "module_utils" / "portmap" / relative
+        assert not path.exists(), f"{relative} is a module of the collection: choose another throwaway name"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def gone(sh) -> list:
+    """What the role installs that is still on the host."""
+    return [path for path in (LIB, COMMAND, "/etc/cron.d/portmap-natpmp", "/var/lib/portmap-natpmp") if exists(sh, path)]
+
+
+@pytest.mark.parametrize("host", ["simgw-all"], indirect=True)
+def test_the_installed_command_runs_the_whole_package_with_natpmp_and_upnp(host):
+    """The role installs every module of the client package (every *.py below plugins/module_utils/portmap, at any
+    depth); the command it installs runs from that package alone, NAT-PMP and UPnP IGD against the gateway; absent
+    leaves nothing of it."""
+    fleet, run, sh = host
+    proc = run()
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert_package_installed(sh, package_sources())
+    gateway = fleet.site()["gw_lan_address"]
+    sh("mkdir -m 0700 /var/lib/pm-cli")
+
+    def command(*args):
+        """The installed command as root on the host: nothing of the checkout on its path or in its environment."""
+        argv = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", COMMAND,
+                "--gateway", gateway, "--ledger", "/var/lib/pm-cli/ledger.json", *args]
+        done = subprocess.run(fleet.exec_argv("h1", argv), capture_output=True, text=True, check=False, timeout=60,
+                              cwd="/")
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    public = command("--method", "natpmp", "public")
+    assert "public address 11.22.33.2" in public and "using natpmp" in public, public
+    mapped = command("--method", "natpmp", "map", "tcp", "8090", "--lifetime", "600")
+    assert "mapped TCP 11.22.33.2:8090 -> internal port 8090 for 600 s (natpmp)" in mapped, mapped
+    upnp = ["--method", "upnp", "--upnp-url", f"http://{gateway}:5000/rootDesc.xml"]
+    mapped = command(*upnp, "map", "udp", "8091", "--lifetime", "900")
+    assert "mapped UDP 11.22.33.2:8091 -> internal port 8091 for 900 s (upnp)" in mapped, mapped
+    listed = command(*upnp, "table")
+    assert f"3 mapping(s) on gateway {gateway} (UPnP IGD)" in listed, listed
+    for port in ("8080", "8090", "8091"):
+        assert f"{fleet.host('h1')['address']}:{port}" in listed, listed
+    held = {(m["internal_port"], m["protocol"], m["method"]) for m in table(fleet)}
+    assert {(8090, "tcp", "natpmp"), (8091, "udp", "upnp")} <= held
+    assert {mapping[0] for mapping in held} == {8080, 8090, 8091}
+
+    proc = run(renewal_state="absent")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert gone(sh) == []
+
+
+def test_a_subpackage_is_installed_and_removed_by_absent(host, tmp_path):
+    _fleet, run, sh = host
+    copy = collection_copy(tmp_path / "copy", PROBES)
+    proc = run(collections=copy)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert_package_installed(sh, package_sources(copy / "ansible_collections/portmap/natpmp/plugins/module_utils/portmap"))
+    loaded = sh(f"/usr/bin/python3 -c 'import sys; sys.path.insert(0, \"{LIB}\"); "
+                "import portmap.methods.probe_extra as a, portmap.probe_ns.deeper.probe_deep as b; print(a.PROBE, b.PROBE)'")
+    assert loaded.split() == ["methods", "deeper"]
+    proc = run(collections=copy, renewal_state="absent")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert gone(sh) == [], sh(f"find {LIB} 2>/dev/null || true")
+
+
+@pytest.mark.timeout(900)  # four converges, each up to 100 s on a busy machine
+def test_an_upgrade_keeps_the_package_tree_current(host, tmp_path):
+    """A subpackage a newer collection brings is predicted by check mode and installed; a module and folders the
+    collection no longer has (moved, renamed) are removed at the next converge, with their byte code, and the record
+    no longer names them."""
+    _fleet, run, sh = host
+    copy = collection_copy(tmp_path / "copy", PROBES)
+    proc = run()
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    before = installed_package(sh)
+    check = run(check=True, collections=copy)
+    assert check.returncode == 0, check.stdout[-4000:]
+    assert installed_package(sh) == before, "check mode changed the package"
+    proc = run(collections=copy)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert_package_installed(sh, package_sources(copy / "ansible_collections/portmap/natpmp/plugins/module_utils/portmap"))
+    proc = run()
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert_package_installed(sh, package_sources())
+    record = sh(f"cat {RECORD}")
+    assert "probe" not in record, record

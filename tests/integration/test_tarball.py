@@ -104,9 +104,11 @@ def test_command_from_the_installed_collection(installed, loopback_address, tmp_
     subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(PLAYBOOK),
                     "-e", json.dumps(extra)], check=True, capture_output=True, env=env)
     assert command.read_text().startswith(f"#!{host_python}\n")
-    modules = sorted(p.name for p in (root / "plugins" / "module_utils" / "portmap").glob("*.py"))
-    assert sorted(p.name for p in (lib / "portmap").glob("*.py")) == modules
-    compiled = {p.name.split(".")[0] for p in (lib / "portmap" / "__pycache__").glob("*.pyc")}
+    package = root / "plugins" / "module_utils" / "portmap"
+    modules = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py"))  # subpackages too
+    assert sorted(p.relative_to(lib / "portmap").as_posix() for p in (lib / "portmap").rglob("*.py")) == modules
+    compiled = {(p.parent.parent / p.name.split(".")[0]).relative_to(lib / "portmap").as_posix()
+                for p in (lib / "portmap").rglob("__pycache__/*.pyc")}
     assert compiled == {name[:-3] for name in modules}  # the job's user need not compile them at every run
 
     clean_env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}  # nothing of ours on the path

@@ -1,0 +1,60 @@
+# Copyright (c) portmap.natpmp contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: package_files
+short_description: The Python modules of a package folder on the controller, at any depth
+version_added: 0.2.0
+description:
+  - Returns the path, relative to the folder, of every C(*.py) file in each folder given and in every folder
+    below it (subpackages, and folders holding only subpackages), sorted. C(__pycache__) folders are skipped,
+    and so are folders reached through a symbolic link.
+  - The P(portmap.natpmp.renewal#role) role uses it to install the collection's client package with its
+    subpackages, keeping their folders.
+author:
+  - portmap.natpmp maintainers (@portmap)
+options:
+  _terms:
+    description: The package folders, on the controller (a relative path is taken from the playbook's folder).
+    type: list
+    elements: path
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Show the client package's modules
+  ansible.builtin.debug:
+    msg: "{{ query('portmap.natpmp.package_files', '/path/to/plugins/module_utils/portmap') }}"
+"""
+
+RETURN = r"""
+_raw:
+  description: The modules' paths relative to the folder, with C(/) between folders (C(cli.py), C(methods/pcp.py)).
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        found = []
+        for term in terms:
+            root = self._loader.path_dwim(str(term))
+            if not os.path.isdir(root):
+                raise AnsibleLookupError(f"package_files: {root} is not a folder")
+            for folder, subfolders, files in os.walk(root):
+                subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
+                relative = os.path.relpath(folder, root)
+                for name in sorted(files):
+                    if name.endswith(".py"):
+                        path = name if relative == "." else os.path.join(relative, name)
+                        found.append(path.replace(os.sep, "/"))
+        return sorted(found)
