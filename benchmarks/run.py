@@ -61,11 +61,13 @@ def python_for(tool: str) -> str:
 
 
 def worker(argv: Sequence[str], python: str = PYTHON, netns: Optional[Topology] = None, host: str = "",
-           timeout: float = 600) -> Dict[str, Any]:
+           timeout: float = 600, module_utils: Optional[str] = None) -> Dict[str, Any]:
+    """benchmarks/worker.py's JSON; ``module_utils``: the folder whose ``portmap`` it loads (default this checkout's)."""
     command = [python, WORKER, *argv]
     if netns is not None:
         command = netns.argv(host, command)
-    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
+    env = dict(os.environ, PORTMAP_BENCH_MODULE_UTILS=module_utils) if module_utils else None
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout, env=env)
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -292,6 +294,30 @@ def plot_svg(data: Dict[str, Any]) -> str:
     return plot.svg(sections, TOOLS, LABELS)
 
 
+COMPARE_SECTION = [
+    "`make bench-compare OLD=<rev> NEW=<rev> ROUNDS=<n>` (`benchmarks/compare.py`; OLD defaults to `HEAD~`,",
+    "NEW to the working tree, ROUNDS to 6) measures two revisions of the client in one sitting, against the",
+    "same gateways and peers, and prints a table: per figure OLD, NEW, NEW/OLD, the lowest and highest",
+    "NEW/OLD of a single round (the noise), and PASS while NEW/OLD is at most 1.10 (`--bound 0.10`; the exit",
+    "status is 1 when a figure fails). The figures: the in-process latency ratios of the tables above (our",
+    "NAT-PMP and PCP client over the PyPI package, against the simulated gateway and miniupnpd; `IgdSession`",
+    "over the miniupnpc binding, upnpc and the bare socket), the command over natpmpc (a process each, `map`",
+    "and `public` with `--method natpmp`), and the start-up of `portmap-natpmp public` (benchmarks/startup.py).",
+    "",
+    "Each revision's `plugins/module_utils` is laid out by `git archive` in a temporary folder, never in the",
+    "checkout; the benchmark code is the checkout's and loads the revision's package",
+    "(`PORTMAP_BENCH_MODULE_UTILS` for benchmarks/worker.py and benchmarks/upnp_bench.py, the command installed",
+    "from it as the role installs it). The rounds take the revisions in turn (OLD NEW, NEW OLD, ...), so that",
+    "drift and load on a shared machine fall on both. Our client and its peers take turns in blocks in one",
+    "worker, and a latency figure is our time over the peer's in that worker, the median over the rounds; the",
+    "commands run one after the other, each revision's next to natpmpc. Each tool's time is the 10th",
+    "percentile of its requests (`--percentile 50`: the median), the request's own cost, where the median of a",
+    "busy machine also counts the waits for a core. A run of 6 rounds takes about 2 minutes, up to 5 on a busy",
+    "machine. `public` without `--method` hears the other protocols out for 0.1 s (`detect.BRIEF`), so",
+    "that wait is most of the start-up rows; the command rows show the start-up next to natpmpc.",
+]
+
+
 def report(data: Dict[str, Any], command: str, seconds: float) -> str:
     lines = ["# Performance", "",
              f"Measured by `{command}` on {data['date']}, in one run of {seconds:.0f} s, on {data['machine']}.",
@@ -358,6 +384,7 @@ def report(data: Dict[str, Any], command: str, seconds: float) -> str:
                   "The timer job's row is what a timer at half the lifetime costs over the same period",
                   "(`benchmarks/watch_bench.py`).", ""]
         lines += watch_bench.table(data["watch"])
+    lines += ["", "## Comparing two revisions (`make bench-compare`)", ""] + COMPARE_SECTION
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ cumulative, microseconds) for the modules `public` loads.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 from simgw import SimulatedGateway
 
@@ -47,48 +48,78 @@ def install(module_utils: Path, folder: Path) -> Path:
 FLOOR = "import socket, json, struct, fcntl, ipaddress, errno"
 
 
-def interleaved(commands: Dict[str, List[str]], runs: int) -> Dict[str, Dict[str, float]]:
-    """Wall time of each command, run in turn (so load on the machine hits them all alike)."""
-    walls: Dict[str, List[float]] = {name: [] for name in commands}
+def walls(commands: Dict[str, List[str]], runs: int) -> Dict[str, List[float]]:
+    """Wall times (ms) of each command, run in turn (so load on the machine hits them all alike)."""
+    times: Dict[str, List[float]] = {name: [] for name in commands}
     for _run in range(runs):
         for name, argv in commands.items():
             start = time.perf_counter()
             subprocess.run(argv, check=True, capture_output=True)
-            walls[name].append((time.perf_counter() - start) * 1000)
-    return {name: {"median": statistics.median(values), "best": min(values)} for name, values in walls.items()}
+            times[name].append((time.perf_counter() - start) * 1000)
+    return times
 
 
-def seed_ledger(command: Path, ledger: Path, mappings: int) -> None:
-    for port in range(20000, 20000 + mappings):
-        subprocess.run([str(command), "--gateway", GATEWAY, "--ledger", str(ledger), "map", "tcp", str(port)],
+def interleaved(commands: Dict[str, List[str]], runs: int) -> Dict[str, Dict[str, float]]:
+    """The median and best wall time (ms) of each command, run in turn."""
+    return {name: {"median": statistics.median(values), "best": min(values)}
+            for name, values in walls(commands, runs).items()}
+
+
+def seed_ledger(command: Path, ledger: Path, mappings: int, gateway: str = GATEWAY, first_port: int = 20000) -> None:
+    for port in range(first_port, first_port + mappings):
+        subprocess.run([str(command), "--gateway", gateway, "--ledger", str(ledger), "map", "tcp", str(port)],
                        check=True, capture_output=True)
+
+
+CASES = ("no ledger yet", "5 mappings held")
+
+
+@contextlib.contextmanager
+def installed(packages: Dict[str, Path], gateway: str = GATEWAY) -> Iterator[Dict[str, Dict[str, List[str]]]]:
+    """Each named plugins/module_utils folder's command installed (a temporary folder, removed after), a ledger
+    of 5 mappings made with it, and the simulated gateway answering on ``gateway``: per name, the argv of
+    `portmap-natpmp public` in each of CASES."""
+    work = Path(tempfile.mkdtemp(prefix="portmap-startup-"))
+    try:
+        work.chmod(0o700)
+        argvs: Dict[str, Dict[str, List[str]]] = {}
+        held: List[Tuple[Path, Path]] = []
+        for index, (name, module_utils) in enumerate(packages.items()):
+            folder = work / f"package{index}"
+            folder.mkdir()
+            command = install(module_utils, folder)
+            ledgers = [folder / f"ledger{number}" / "ledger.json" for number in range(len(CASES))]
+            for ledger in ledgers:
+                ledger.parent.mkdir(mode=0o700)
+            held.append((command, ledgers[1]))
+            argvs[name] = {case: [str(command), "--gateway", gateway, "--ledger", str(ledger), "public"]
+                           for case, ledger in zip(CASES, ledgers)}
+        with SimulatedGateway(address=gateway, control_path=str(work / "gw.sock")):
+            for index, (command, ledger) in enumerate(held):  # ports of its own: each PCP client has a nonce of its own
+                seed_ledger(command, ledger, 5, gateway, 20000 + 100 * index)
+            yield argvs
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def floor_commands() -> Dict[str, List[str]]:
+    """The interpreter doing nothing, and importing what the command cannot do without."""
+    return {"python3 -c pass": [HOST_PYTHON, "-c", "pass"], "python3 -c '" + FLOOR + "'": [HOST_PYTHON, "-c", FLOOR]}
+
+
+def natpmpc_command(gateway: str = GATEWAY) -> Dict[str, List[str]]:
+    """Debian's natpmpc asking for the public address, when it is installed."""
+    natpmpc = shutil.which("natpmpc")
+    return {"natpmpc -g (public address)": [natpmpc, "-g", gateway]} if natpmpc else {}
 
 
 def measure(module_utils: Path, runs: int) -> Tuple[Dict[str, Dict[str, float]], List[str]]:
     """The start-up table (ms) and the import-time rows of our modules, against a simulated gateway on loopback."""
-    work = Path(tempfile.mkdtemp(prefix="portmap-startup-"))
-    try:
-        work.chmod(0o700)
-        command = install(module_utils, work)
-        empty, held = work / "empty" / "ledger.json", work / "held" / "ledger.json"
-        for folder in (empty.parent, held.parent):
-            folder.mkdir(mode=0o700)
-        with SimulatedGateway(address=GATEWAY, control_path=str(work / "gw.sock")):
-            seed_ledger(command, held, 5)
-            commands = {
-                "python3 -c pass": [HOST_PYTHON, "-c", "pass"],
-                "python3 -c '" + FLOOR + "'": [HOST_PYTHON, "-c", FLOOR],
-                "portmap-natpmp public (no ledger yet)": [str(command), "--gateway", GATEWAY, "--ledger", str(empty), "public"],
-                "portmap-natpmp public (5 mappings held)": [str(command), "--gateway", GATEWAY, "--ledger", str(held), "public"],
-            }
-            natpmpc = shutil.which("natpmpc")
-            if natpmpc:
-                commands["natpmpc -g (public address)"] = [natpmpc, "-g", GATEWAY]
-            rows = interleaved(commands, runs)
-            imports = import_table(command, held)
-        return rows, imports
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with installed({"": module_utils}) as argvs:
+        ours = {f"portmap-natpmp public ({case})": argv for case, argv in argvs[""].items()}
+        rows = interleaved({**floor_commands(), **ours, **natpmpc_command()}, runs)
+        imports = import_table(argvs[""][CASES[1]])
+    return rows, imports
 
 
 def table(rows: Dict[str, Dict[str, float]], runs: int) -> List[str]:
@@ -100,9 +131,8 @@ def table(rows: Dict[str, Dict[str, float]], runs: int) -> List[str]:
     return lines
 
 
-def import_table(command: Path, ledger: Path) -> List[str]:
-    proc = subprocess.run([HOST_PYTHON, "-X", "importtime", str(command), "--gateway", GATEWAY, "--ledger", str(ledger),
-                           "public"], capture_output=True, text=True, check=True)
+def import_table(argv: List[str]) -> List[str]:
+    proc = subprocess.run([HOST_PYTHON, "-X", "importtime", *argv], capture_output=True, text=True, check=True)
     rows = []
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "portmap" not in line:

@@ -46,7 +46,9 @@ from tests.harness.miniupnpd import Miniupnpd, available  # noqa: E402  pylint: 
 from tests.harness.netns import Topology, netns_available  # noqa: E402  pylint: disable=wrong-import-position
 
 BENCH_PYTHON = os.path.join(REPO, ".venv-bench-upnp", "bin", "python")
-MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
+# The client measured: this checkout's, or the plugins/module_utils folder named by
+# PORTMAP_BENCH_MODULE_UTILS (another revision's: benchmarks/compare.py).
+MODULE_UTILS = os.environ.get("PORTMAP_BENCH_MODULE_UTILS") or os.path.join(REPO, "plugins", "module_utils")
 GATEWAY = "192.168.77.1"
 TOOLS = ("ours", "binding", "socket", "upnpc")
 LABELS = {"ours": "portmap IgdSession (in-process)", "binding": "PyPI miniupnpc 2.3.3 binding (in-process)",
@@ -165,8 +167,10 @@ def cleanup(url: str, first_port: int, n: int) -> None:
 
 # ---------------------------------------------------------------- controller
 
-def run_worker(topo: Topology, argv: List[str]) -> Any:
-    result = topo.run(topo.hosts[0], [BENCH_PYTHON, os.path.abspath(__file__), *argv], timeout=900)
+def run_worker(topo: Topology, argv: List[str], module_utils: Optional[str] = None) -> Any:
+    """This module's worker in the host namespace; ``module_utils``: whose ``portmap`` it loads (default this checkout's)."""
+    env = dict(os.environ, PORTMAP_BENCH_MODULE_UTILS=module_utils) if module_utils else None
+    result = topo.run(topo.hosts[0], [BENCH_PYTHON, os.path.abspath(__file__), *argv], timeout=900, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"worker {argv} failed: {result.stderr[-800:]}")
     return json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else None

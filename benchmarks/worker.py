@@ -1,6 +1,6 @@
 """One benchmark measurement, run as its own process (also inside a network namespace).
 
-    python benchmarks/worker.py latency --tool TOOL --op map|public --gateway G --n N [--port P]
+    python benchmarks/worker.py latency --tool TOOL[,TOOL...] --op map|public --gateway G --n N [--port P] [--block K]
     python benchmarks/worker.py load --gateway G --method natpmp|pcp --seconds S --sockets K
     python benchmarks/worker.py fill --gateway G --count N
     python benchmarks/worker.py ledger --gateway G --count N --ledger PATH --lock PATH
@@ -8,7 +8,9 @@
 Prints one JSON object.  TOOL: ours-natpmp, ours-pcp, ours-cli (the `portmap-natpmp` command,
 a process per request), pypi (the PyPI NAT-PMP package; run with an interpreter that has it),
 natpmpc (Debian's, a process per request).  Only the standard library is needed, except for
-the pypi tool.
+the pypi tool.  The client measured is the `portmap` package of this checkout's
+plugins/module_utils, or of the folder named by PORTMAP_BENCH_MODULE_UTILS (another revision's,
+as benchmarks/compare.py lays it out).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import selectors
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +28,7 @@ import time
 from typing import Any, Callable, Dict, List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
+MODULE_UTILS = os.environ.get("PORTMAP_BENCH_MODULE_UTILS") or os.path.join(REPO, "plugins", "module_utils")
 sys.path.insert(0, MODULE_UTILS)
 
 from portmap import wire_natpmp, wire_pcp  # noqa: E402  pylint: disable=wrong-import-position
@@ -57,11 +60,35 @@ def run_checked(argv: List[str]) -> None:
 
 
 def latency(args: argparse.Namespace) -> Dict[str, Any]:
-    gateway, port, op = args.gateway, args.port, args.op
+    """One tool's times; TOOL may be a comma-separated list: the tools then take turns in blocks of
+    --block calls (the first of them rotating from block to block), each on a port of its own
+    (--port, --port + 1, ...), so that load on the machine falls on all of them alike: {tool: times}."""
     folder = tempfile.mkdtemp(prefix="portmap-bench-")
+    try:
+        tools = args.tool.split(",")
+        calls = {tool: request(tool, args.op, args.gateway, args.port + index, os.path.join(folder, str(index)))
+                 for index, tool in enumerate(tools)}
+        if len(tools) == 1:
+            return timed(calls[tools[0]], args.n)
+        results: Dict[str, Any] = {tool: {"times": [], "errors": 0, "first_error": ""} for tool in tools}
+        for start in range(0, args.n, args.block):
+            turn = start // args.block % len(tools)
+            for tool in tools[turn:] + tools[:turn]:
+                part, row = timed(calls[tool], min(args.block, args.n - start)), results[tool]
+                row["times"] += part["times"]
+                row["errors"] += part["errors"]
+                row["first_error"] = row["first_error"] or part["first_error"]
+        return results
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def request(tool: str, op: str, gateway: str, port: int, folder: str) -> Callable[[], Any]:
+    """The tool's request, ready to call: ``op`` (map ``port``, or public) to ``gateway``."""
+    os.makedirs(folder)
     lock = os.path.join(folder, "lock")
-    if args.tool in ("ours-natpmp", "ours-pcp"):
-        client = Client(gateway, method=args.tool.split("-")[1], lock_path=lock)
+    if tool in ("ours-natpmp", "ours-pcp"):
+        client = Client(gateway, method=tool.split("-")[1], lock_path=lock)
         nonce = {"value": ""}
 
         def ours() -> None:
@@ -70,22 +97,22 @@ def latency(args: argparse.Namespace) -> Dict[str, Any]:
             else:
                 granted = client.map("tcp", port, port, 3600, nonce=nonce["value"])
                 nonce["value"] = granted.nonce
-        return timed(ours, args.n)
-    if args.tool == "ours-cli":
+        return ours
+    if tool == "ours-cli":
         base = CLI + ["--gateway", gateway, "--method", "natpmp", "--lock", lock,
                       "--ledger", os.path.join(folder, "ledger.json")]
         argv = base + (["public"] if op == "public" else ["map", "tcp", str(port), "--lifetime", "3600"])
-        return timed(lambda: run_checked(argv), args.n)
-    if args.tool == "natpmpc":
+        return lambda: run_checked(argv)
+    if tool == "natpmpc":
         argv = ["natpmpc", "-g", gateway] + ([] if op == "public" else ["-a", str(port), str(port), "tcp", "3600"])
-        return timed(lambda: run_checked(argv), args.n)
-    if args.tool == "pypi":
+        return lambda: run_checked(argv)
+    if tool == "pypi":
         import natpmp  # pylint: disable=import-outside-toplevel,import-error
 
         if op == "public":
-            return timed(lambda: natpmp.get_public_address(gateway_ip=gateway), args.n)
-        return timed(lambda: natpmp.map_tcp_port(port, port, 3600, gateway_ip=gateway), args.n)
-    raise SystemExit(f"unknown tool {args.tool}")
+            return lambda: natpmp.get_public_address(gateway_ip=gateway)
+        return lambda: natpmp.map_tcp_port(port, port, 3600, gateway_ip=gateway)
+    raise SystemExit(f"unknown tool {tool}")
 
 
 def request_bytes(method: str, port: int, local: str) -> bytes:
@@ -172,6 +199,7 @@ def main() -> int:
     lat.add_argument("--op", choices=("map", "public"), default="map")
     lat.add_argument("--n", type=int, default=100)
     lat.add_argument("--port", type=int, default=8080)
+    lat.add_argument("--block", type=int, default=1, help="calls of one tool in a row, with more than one tool")
     ld = sub.add_parser("load")
     ld.add_argument("--method", choices=("natpmp", "pcp"), default="natpmp")
     ld.add_argument("--seconds", type=float, default=5.0)
