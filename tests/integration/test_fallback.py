@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from portmap.client import PCP_SHARE, Client
-from portmap.detect import UPNP_GRACE
+from portmap.client import Client
+from portmap.methods.port5351 import PCP_SHARE
+from portmap.methods.upnp import GRACE as UPNP_GRACE
 from portmap.errors import GatewayTimeout, UnsupportedVersion
 from simgw import SimulatedGateway
 
@@ -138,12 +139,12 @@ def test_auto_with_a_kept_igd_asks_pcp_and_natpmp_first(loopback_address, tmp_pa
                           control_path=str(tmp_path / "gw.sock"), igd="v2", speaks="none") as gateway:
         found = Client(gateway.address, method="upnp", timeout=TIMEOUT, lock_path=str(tmp_path / "lock"))
         found.public_address()
-        kept = found.upnp_record()
+        kept = found.active.kept()
         if port_5351 == "pcp":
             gateway.ctl({"cmd": "set", "speaks": "both"})
         gateway.ctl({"cmd": "clear_log"})
         client = Client(gateway.address, method="auto", timeout=TIMEOUT, lock_path=str(tmp_path / "lock"))
-        client.resume("upnp", kept)
+        client.resume("upnp", {"upnp": kept})
         start = time.monotonic()
         answer = client.public_address()
         wall = time.monotonic() - start

@@ -179,7 +179,7 @@ def test_client_method_upnp_forwards_and_deletes(lab):
     assert listener.stdout.readline().strip() == "listening"
     results = run(topo, """
         c = Client(method="upnp", description="portmap client")
-        out([c.gateway, c.found_in, c.upnp.multicast])
+        out([c.gateway, c.found_in, c.options["multicast"]])
         out(c.public_address().to_dict())
         out(c.map("tcp", 8081, 8081, 1200).to_dict())
     """)
@@ -193,7 +193,7 @@ def test_client_method_upnp_forwards_and_deletes(lab):
     results = run(topo, """
         c = Client("192.168.77.1", method="upnp")
         out(c.delete("tcp", 8081).to_dict())
-        out(c.upnp.list_mappings()[0])
+        out(c.table()[0])
     """)
     assert (results[0]["lifetime"], results[0]["external_port"], results[1]) == (0, 0, [])
     time.sleep(0.2)

@@ -95,3 +95,21 @@ def test_the_check_sees_each_kind_of_branch(tmp_path):
 def test_no_layer_above_the_methods_branches_on_a_protocol(path):
     found = offences(path)
     assert not found, "\n".join(found)
+
+
+def test_the_choice_lists_name_every_registered_method():
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    from portmap import defaults, methods  # pylint: disable=import-outside-toplevel
+
+    offered = ("auto",) + methods.NAMES
+    assert defaults.METHODS == offered
+    common = (ROOT / "module_utils" / "common.py").read_text(encoding="utf-8")
+    assert f'"choices": {list(offered)!r}'.replace("'", '"') in common
+    fragment = (ROOT / "doc_fragments" / "common.py").read_text(encoding="utf-8")
+    assert f"choices: [{', '.join(offered)}]" in fragment
+    spec = yaml.safe_load((ROOT.parent / "roles" / "renewal" / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
+    options = spec["argument_specs"]["main"]["options"]
+    assert tuple(options["renewal_method"]["choices"]) == offered
+    for name in methods.NAMES:  # each loads, and names itself as the registry does
+        assert methods.load(name).name == name and methods.load(name).title == methods.TITLES[name]
