@@ -81,8 +81,9 @@ def local_address_toward(gateway: str, source_address: Optional[str] = None) -> 
 
 class Listener:
     """The sockets that hear announcements from ``gateways`` (address -> the local address toward it)
-    for the methods ``kinds`` (each method's ``announcements``: port, group, what; methods that share
-    a port share a socket).
+    for the methods ``kinds`` (each method's ``announcements``: port, group, what).  Methods that share
+    a port share a socket, and each hears the others' announcements there (miniupnpd announces a
+    restart in NAT-PMP and in PCP).
 
     A port that cannot be bound (another program holds it without SO_REUSEADDR) is left out and
     said in ``problems``: the watch then relies on its periodic checks.
@@ -95,10 +96,11 @@ class Listener:
         self.ignored = 0
         self.last_ignored: Optional[str] = None
         interfaces = sorted(set(self.gateways.values()))
+        wanted = {methods.load(kind).announcements for kind in kinds}
         channels: Dict[Tuple[int, str, str], List[str]] = {}
-        for kind in methods.NAMES:
-            heard = methods.load(kind).announcements if kind in kinds else None
-            if heard is not None:
+        for kind in methods.NAMES:  # every method heard on a channel: a restart is one, whichever says it
+            heard = methods.load(kind).announcements
+            if heard is not None and heard in wanted:
                 channels.setdefault(heard, []).append(kind)
         for (port, group, what), heard_kinds in channels.items():
             self._open(port, group, interfaces, what, tuple(heard_kinds))
