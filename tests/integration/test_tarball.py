@@ -127,3 +127,28 @@ def test_command_from_the_installed_collection(installed, loopback_address, tmp_
         renewed = run("renew", "--now", "--log", "stderr")
         assert renewed.returncode == 0 and "1 renewed" in renewed.stderr
         assert run("delete", "tcp", "8080").returncode == 0
+
+
+@pytest.mark.parametrize("method", ["natpmp", "pcp", "upnp"])
+def test_the_modules_from_the_tarball_bundle_every_method(installed, loopback_address, tmp_path, method):
+    """Ansible bundles a module's module_utils for the host (AnsiballZ), finding them by their import
+    statements: the methods, loaded inside functions (``methods.REGISTRY``), must be found too.  The host's
+    Python here is the system's, which has neither Ansible nor this collection."""
+    _tarball, _root, work = installed
+    host_python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    env = dict(os.environ, ANSIBLE_HOME=str(work / "home"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(work / "collections"), ANSIBLE_LOCALHOST_WARNING="0")
+    args = {"gateway": loopback_address, "method": method, "ledger_path": str(tmp_path / "ledger.json"),
+            "mappings": [{"internal_port": 8080, "lifetime": 600}]}
+    if method == "upnp":
+        args["upnp_url"] = f"http://{loopback_address}:5000/rootDesc.xml"
+    probe = subprocess.run([host_python, "-c", "import ansible"], capture_output=True, check=False)
+    assert probe.returncode != 0, "the host's Python must not have Ansible for this test"
+    with SimulatedGateway(address=loopback_address, igd="v2", control_path=str(tmp_path / "gw.sock")) as gateway:
+        ran = subprocess.run([str(BIN / "ansible"), "localhost", "-o", "-c", "local", "-m", "portmap.natpmp.natpmp_mapping",
+                              "-a", json.dumps(args), "-e", f"ansible_python_interpreter={host_python}"],
+                             capture_output=True, text=True, env=env, check=False, timeout=120)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        result = json.loads(ran.stdout.split(" => ", 1)[1])  # localhost | CHANGED => {...}
+        assert (result["changed"], result["method"]) == (True, method), result
+        assert [(m["method"], m["external_port"]) for m in gateway.ctl({"cmd": "table"})["mappings"]] == [(method, 8080)]
