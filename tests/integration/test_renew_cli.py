@@ -213,3 +213,26 @@ def test_the_usual_subcommands_import_only_what_they_use(gw, tmp_path):
         assert "portmap.client" in loaded or args == ["status"]
         slow = sorted(name for name in loaded if name.split(".")[0] in SLOW_TO_IMPORT)
         assert not slow, f"{' '.join(args)} imported {slow}"
+
+
+UPNP_CODE = ("portmap.methods.upnp", "portmap.methods.igd", "portmap.wire_upnp", "portmap.transport_upnp",
+             "portmap.wire_ssdp")
+
+
+def test_a_natpmp_run_loads_no_upnp_code(gw, tmp_path):
+    """Each method is loaded when it is used (``methods.REGISTRY``): a NAT-PMP run imports none of UPnP IGD's modules,
+    nor PCP's; under ``auto`` the SSDP search is part of the detection, so UPnP's method is loaded there."""
+    from tests.harness.faces import MODULE_UTILS  # pylint: disable=import-outside-toplevel
+
+    snippet = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from portmap.cli import main; code = main(); "
+               "sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)) + '\\n'); sys.exit(code)")
+    common = ["--gateway", gw.address, "--ledger", str(tmp_path / "ledger.json"), "--lock", str(tmp_path / "lock")]
+    for method, absent in (("natpmp", UPNP_CODE + ("portmap.methods.pcp",)), ("pcp", UPNP_CODE)):
+        for args in (["public"], ["map", "tcp", "8082", "--lifetime", "600"], ["renew", "--now", "--log", "stderr"],
+                     ["delete", "tcp", "8082"]):
+            proc = subprocess.run([sys.executable, "-I", "-S", "-c", snippet, MODULE_UTILS, *common, "--method", method,
+                                   *args], capture_output=True, text=True, timeout=60, check=False)
+            assert proc.returncode == 0, proc.stderr
+            loaded = set(proc.stderr.rsplit("MODULES ", 1)[1].split())
+            assert f"portmap.methods.{method}" in loaded
+            assert not loaded & set(absent), f"--method {method} {' '.join(args)} imported {sorted(loaded & set(absent))}"

@@ -64,7 +64,6 @@ RESULT_ERRORS = {
     Result.UNSUPPORTED_OPCODE: UnsupportedOpcode,
 }
 
-MAX_PORT = 0xFFFF
 MAX_LIFETIME = 0xFFFFFFFF
 
 _HEADER = struct.Struct("!BBHI")  # version, op, result, epoch: every reply starts so

@@ -91,7 +91,6 @@ RESULT_HINTS = {
                               "them (another NAT between this host and the gateway?)"),
 }
 
-MAX_PORT = 0xFFFF
 MAX_LIFETIME = 0xFFFFFFFF
 MAX_MESSAGE = 1100  # RFC 6887 section 7
 NONCE_LENGTH = 12

@@ -258,11 +258,6 @@ def fault_error(code: int, detail: str = "") -> errors.UpnpFault:
     return FAULT_CLASSES.get(code, errors.UpnpFault)(code, name, detail)
 
 
-def decode_fault(data: bytes) -> Optional[Tuple[int, str]]:
-    """The (errorCode, errorDescription) of a SOAP fault, or None when ``data`` holds no fault."""
-    return _fault(_body(parse_document(data)))
-
-
 def _fault(body: ElementTree.Element) -> Optional[Tuple[int, str]]:
     for fault in body:
         if _local(fault.tag) != "Fault":
