@@ -48,7 +48,7 @@ pythons: venv
 INTEGRATION_WORKERS ?= 4
 
 integration: venv
-	$(VENV)/bin/python -m pytest -n $(INTEGRATION_WORKERS) tests/integration
+	$(VENV)/bin/python -m pytest -n $(INTEGRATION_WORKERS) --durations=30 tests/integration
 
 molecule: venv
 	scripts/molecule.sh $(SCENARIO)

@@ -100,7 +100,8 @@ def test_no_layer_above_the_methods_branches_on_a_protocol(path):
 def test_the_choice_lists_name_every_registered_method():
     import yaml  # pylint: disable=import-outside-toplevel
 
-    from portmap import defaults, methods  # pylint: disable=import-outside-toplevel
+    from portmap import defaults  # pylint: disable=import-outside-toplevel
+    from portmap.methods import registry as methods  # pylint: disable=import-outside-toplevel
 
     offered = ("auto",) + methods.NAMES
     assert defaults.METHODS == offered

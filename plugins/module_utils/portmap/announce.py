@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from . import methods
+from .methods import registry as methods
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only: importing typing slows the command's start

@@ -484,7 +484,7 @@ def dispatch(args: Args) -> int:
         facts = Manager(ledger, make_client()).info(table=False, brief=True)
         if not facts["answers"]:
             raise PortmapError(facts["error"])
-        from . import methods  # pylint: disable=import-outside-toplevel
+        from .methods import registry as methods  # pylint: disable=import-outside-toplevel
 
         say(f"public address {facts['public_address'] or 'unknown (PCP tells it with a mapping)'} "
             f"(gateway {facts['gateway']}, {methods.load(facts['method']).epoch_name} {facts['epoch']}, "

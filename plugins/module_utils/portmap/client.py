@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import time
 
-from . import defaults, methods, wire_natpmp, wire_pcp
+from . import defaults, wire_natpmp, wire_pcp
+from .methods import registry as methods
 from .detect import UNHEARD, Detection, detect
 from .epoch import EpochObservation
 from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError
 from .lock import HostLock, ProcessLock
-from .methods.base import CannotList, Mapping, PublicAddress
+from .methods.base import CannotList, Mapping, Method, PublicAddress
 from .transport import DEFAULT_PORT, DEFAULT_TIMEOUT, Channel, Transport
 
 TYPE_CHECKING = False
@@ -399,4 +400,4 @@ class Client:
             found.outcomes[self.method] = str(exc)
 
 
-_cannot_list = methods.base.Method.table  # pylint: disable=no-member
+_cannot_list = Method.table

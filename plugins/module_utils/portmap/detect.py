@@ -29,7 +29,7 @@ from __future__ import annotations
 import select
 
 from .errors import MalformedPacket, PortmapError
-from .methods import NAMES, TITLES
+from .methods.registry import NAMES, TITLES
 from .methods.base import Probe
 from .records import field, record_class
 from .transport import retransmission_schedule

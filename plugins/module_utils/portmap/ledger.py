@@ -17,7 +17,8 @@ import json
 import os
 from contextlib import contextmanager
 
-from . import defaults, methods
+from . import defaults
+from .methods import registry as methods
 from .epoch import EpochObservation
 from .errors import PortmapError
 from .lock import HostLock, check_private_folder, lock_path_for

@@ -25,7 +25,7 @@
 
 from __future__ import annotations
 
-from . import methods
+from .methods import registry as methods
 from .client import Client, Mapping
 from .errors import GatewayTimeout, GatewayUnreachable, PortmapError
 from .ledger import Entry, GatewayRecord, LedgerData, Renewal

@@ -36,7 +36,7 @@ import socket
 import time
 from contextlib import contextmanager
 
-from . import methods
+from .methods import registry as methods
 from .announce import Listener, local_address_toward
 from .epoch import EpochObservation
 from .ledger import LedgerData, LedgerError

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .. import wire_natpmp
 from ..epoch import EpochObservation
-from . import TITLES
+from .registry import TITLES
 from .port5351 import DatagramMethod, decode_quietly
 
 TYPE_CHECKING = False

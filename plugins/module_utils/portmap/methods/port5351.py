@@ -19,7 +19,7 @@ from .. import wire_natpmp, wire_pcp
 from ..epoch import EpochObservation
 from ..errors import GatewayTimeout, MalformedPacket, PortmapError, UnsupportedVersion
 from ..records import record_class
-from . import TITLES
+from .registry import TITLES
 from .base import Heard, Mapping, Method, Probe, PublicAddress  # noqa: F401  (Probe: annotations)
 
 TYPE_CHECKING = False

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .. import wire_ssdp
 from ..errors import GatewayTimeout, GatewayUnreachable, UpnpProtocolError
-from . import TITLES
+from .registry import TITLES
 from .base import Heard, Mapping, Method, Probe, PublicAddress
 from .natpmp import lost_state as uptime_lost_state
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from portmap import methods
+from portmap.methods import registry as methods
 from portmap.epoch import EpochObservation
 from portmap.methods.natpmp import lost_state as gateway_lost_state
 from portmap.methods.pcp import lost_state as pcp_lost_state
