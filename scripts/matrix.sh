@@ -9,7 +9,7 @@
 # tests of one version run side by side (two cores).
 #   MATRIX_MAIN_IN_STAGES=1 (`make test`): the version and Python of .venv are not run again, the
 #   sanity and integration stages ran them; MATRIX_SANITY: ansible-test sanity arguments for every version but the newest, which
-#   runs them all (default below); MATRIX_VERSIONS: the minors to run (default: all pinned).
+#   runs them all (default below); MATRIX_VERSIONS: the minors to run, separated by blanks or commas (default: all pinned).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 REPO=$(pwd)
@@ -29,9 +29,10 @@ if [ -z "$oldest" ] || [ "$pinned" != "$expected" ]; then
     exit 1
 fi
 
+MATRIX_VERSIONS=${MATRIX_VERSIONS:-$pinned}
 status=0
 rows=()
-for minor in ${MATRIX_VERSIONS:-$pinned}; do
+for minor in ${MATRIX_VERSIONS//,/ }; do
     pins=scripts/matrix/ansible-core-$minor.txt
     version=$(sed -n 's/^ansible-core==//p' "$pins")
     python_version=$(sed -n 's/^# python: //p' "$pins")

@@ -41,6 +41,8 @@ import os
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
+from ansible_collections.portmap.natpmp.plugins.plugin_utils.package_tree import package_modules
+
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
@@ -50,11 +52,5 @@ class LookupModule(LookupBase):
             root = self._loader.path_dwim(str(term))
             if not os.path.isdir(root):
                 raise AnsibleLookupError(f"package_files: {root} is not a folder")
-            for folder, subfolders, files in os.walk(root):
-                subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
-                relative = os.path.relpath(folder, root)
-                for name in sorted(files):
-                    if name.endswith(".py"):
-                        path = name if relative == "." else os.path.join(relative, name)
-                        found.append(path.replace(os.sep, "/"))
+            found.extend(package_modules(root))
         return sorted(found)

@@ -68,3 +68,9 @@ def collections_path(tmp_path_factory):
     if not ANSIBLE_PLAYBOOK.exists():
         pytest.skip(f"{ANSIBLE_PLAYBOOK} is not installed")
     return collections_tree(tmp_path_factory.mktemp("collections"))
+
+
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+    """The tests marked ``long`` first (each worker of a parallel run takes the next test as it gets free: the
+    longest started last would leave the others idle at the end), the others in their order."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)

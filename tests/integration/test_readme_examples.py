@@ -144,6 +144,7 @@ def requirements_of():
     return document
 
 
+@pytest.mark.long
 def test_every_example_runs_on_a_fresh_host(fresh_host, tmp_path):
     fleet = fresh_host
     started = time.monotonic()

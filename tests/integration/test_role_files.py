@@ -28,6 +28,8 @@ LIB = "/usr/local/lib/portmap-natpmp"
 COMMAND = "/usr/local/sbin/portmap-natpmp"
 PACKAGE = REPO / "plugins" / "module_utils" / "portmap"
 
+pytestmark = pytest.mark.long  # each applies the role on a host of its own, most twice or more
+
 
 @pytest.fixture
 def host(request, tmp_path, collections_path):
@@ -405,3 +407,17 @@ def test_an_upgrade_keeps_the_package_tree_current(host, tmp_path):
     assert_package_installed(sh, package_sources())
     record = sh(f"cat {RECORD}")
     assert "probe" not in record, record
+
+
+def test_absent_keeps_what_someone_else_put_in_the_package_folder(host):
+    """The package's folder goes whole only when all in it is the role's: a file someone else put there stays, with
+    the folders it is in, and every module the role installed goes with its byte code."""
+    _fleet, run, sh = host
+    proc = run()
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    sh(f"echo mine > {LIB}/portmap/methods/local_notes.txt")
+    proc = run(renewal_state="absent")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    left = sorted(sh(f"cd {LIB} && find . -mindepth 1").split())
+    assert left == ["./portmap", "./portmap/methods", "./portmap/methods/local_notes.txt"], left
+    assert not exists(sh, COMMAND)

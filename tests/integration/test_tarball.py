@@ -92,6 +92,7 @@ def test_build_ignores_what_tests_and_tools_leave_in_the_checkout(tmp_path):
     assert not_the_collection(tmp_path / "portmap-natpmp-0.1.0.tar.gz") == []
 
 
+@pytest.mark.long
 def test_command_from_the_installed_collection(installed, loopback_address, tmp_path):
     _tarball, root, work = installed
     lib = tmp_path / "lib"

@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
 from ansible.errors import AnsibleLookupError
-from ansible.parsing.dataloader import DataLoader
-
-PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), *[os.pardir] * 4, "plugins", "lookup",
-                      "package_files.py")
 
 
-def lookup():
-    spec = importlib.util.spec_from_file_location("package_files_lookup", PLUGIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.LookupModule(loader=DataLoader())
+@pytest.fixture
+def lookup(load_lookup):
+    return load_lookup("package_files")
 
 
-def test_every_module_at_any_depth(tmp_path):
+def test_every_module_at_any_depth(lookup, tmp_path):
     for name in ("cli.py", "__init__.py", "methods/__init__.py", "methods/pcp.py", "a/b/c.py", "notes.txt",
                  "__pycache__/cli.py", "methods/__pycache__/pcp.cpython-311.pyc"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
     (tmp_path / "empty").mkdir()
-    assert lookup().run([str(tmp_path)]) == ["__init__.py", "a/b/c.py", "cli.py", "methods/__init__.py",
+    assert lookup.run([str(tmp_path)]) == ["__init__.py", "a/b/c.py", "cli.py", "methods/__init__.py",
                                              "methods/pcp.py"]
 
 
-def test_a_missing_folder_is_an_error(tmp_path):
+def test_a_missing_folder_is_an_error(lookup, tmp_path):
     with pytest.raises(AnsibleLookupError, match="is not a folder"):
-        lookup().run([str(tmp_path / "nowhere")])
+        lookup.run([str(tmp_path / "nowhere")])
