@@ -18,14 +18,8 @@ description:
   - The archive goes in Ansible's temporary folder on the controller, which is removed when the run ends.
   - The P(portmap.natpmp.renewal#role) role uses it to install the collection's client package with its
     subpackages in one module run per host.
-author:
-  - portmap.natpmp maintainers (@portmap)
-options:
-  _terms:
-    description: The package folder, on the controller (a relative path is taken from the playbook's folder).
-    type: list
-    elements: path
-    required: true
+extends_documentation_fragment:
+  - portmap.natpmp.package_folder
 """
 
 EXAMPLES = r"""
@@ -48,10 +42,9 @@ import os
 import tarfile
 
 from ansible import constants as C
-from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.portmap.natpmp.plugins.plugin_utils.package_tree import package_modules
+from ansible_collections.portmap.natpmp.plugins.plugin_utils.package_tree import package_folders, package_modules
 
 MTIME = 946684800  # 2000-01-01T00:00:00Z
 
@@ -77,10 +70,7 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         paths = []
-        for term in terms:
-            root = self._loader.path_dwim(str(term))
-            if not os.path.isdir(root):
-                raise AnsibleLookupError(f"package_archive: {root} is not a folder")
+        for root in package_folders(self._loader, terms, "package_archive"):
             data = archive_bytes(root)
             # Named by its content: hosts (forks) asking for the same archive share one file, written whole.
             path = os.path.join(C.DEFAULT_LOCAL_TMP, f"portmap-package-{hashlib.sha256(data).hexdigest()[:16]}.tar")

@@ -13,14 +13,8 @@ description:
     and so are folders reached through a symbolic link.
   - The P(portmap.natpmp.renewal#role) role uses it to install the collection's client package with its
     subpackages, keeping their folders.
-author:
-  - portmap.natpmp maintainers (@portmap)
-options:
-  _terms:
-    description: The package folders, on the controller (a relative path is taken from the playbook's folder).
-    type: list
-    elements: path
-    required: true
+extends_documentation_fragment:
+  - portmap.natpmp.package_folder
 """
 
 EXAMPLES = r"""
@@ -36,21 +30,15 @@ _raw:
   elements: str
 """
 
-import os
-
-from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.portmap.natpmp.plugins.plugin_utils.package_tree import package_modules
+from ansible_collections.portmap.natpmp.plugins.plugin_utils.package_tree import package_folders, package_modules
 
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         found = []
-        for term in terms:
-            root = self._loader.path_dwim(str(term))
-            if not os.path.isdir(root):
-                raise AnsibleLookupError(f"package_files: {root} is not a folder")
+        for root in package_folders(self._loader, terms, "package_files"):
             found.extend(package_modules(root))
         return sorted(found)

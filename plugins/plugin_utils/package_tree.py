@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 
+from ansible.errors import AnsibleLookupError
+
 
 def package_modules(root):
     """Every ``*.py`` below ``root`` (at any depth, not in __pycache__ nor through a link), relative, sorted."""
@@ -18,3 +20,12 @@ def package_modules(root):
                 path = name if relative == "." else os.path.join(relative, name)
                 found.append(path.replace(os.sep, "/"))
     return sorted(found)
+
+
+def package_folders(loader, terms, plugin):
+    """The folders ``terms`` names, each a path on the controller (relative to the playbook's folder), checked."""
+    for term in terms:
+        root = loader.path_dwim(str(term))
+        if not os.path.isdir(root):
+            raise AnsibleLookupError(f"{plugin}: {root} is not a folder")
+        yield root

@@ -453,9 +453,9 @@ def dispatch(args: Args) -> int:
     # map and delete make the default ledger's folder, as the modules do; the others only read it
     ledger = open_ledger(args.ledger, create_folder=args.command in ("map", "delete"), lock_path=args.lock)
     if args.command == "status":
-        from .manage import describe
+        from .manage import returned
 
-        rows = [describe(e, time.time()) for e in ledger.load().entries]
+        rows = [returned(e, time.time()) for e in ledger.load().entries]
         if args.json:
             import json
 

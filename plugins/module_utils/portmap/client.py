@@ -185,16 +185,16 @@ class Client:
         """
         if self.answered:
             return  # this run has found its own already
-        for field_name, record in kept.items():
+        for field_name, value in kept.items():
             cls = methods.keeping(field_name)
-            if not getattr(cls, "resumable", lambda _kept, _options: bool(_kept))(record, self.options):
+            if not getattr(cls, "resumable", lambda _kept, _options: bool(_kept))(value, self.options):
                 continue
             speaker = self._speakers.get(cls.name)
             if speaker is not None and getattr(speaker, "found", lambda: False)():
                 continue
-            self.kept[field_name] = dict(record)
+            self.kept[field_name] = dict(value)
             if speaker is not None:
-                speaker.resume(record)
+                speaker.resume(value)
 
     def kept_records(self) -> Dict[str, Any]:
         """What the methods of this run would keep in the ledger (by field; None for nothing new)."""

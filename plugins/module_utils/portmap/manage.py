@@ -17,7 +17,7 @@ from .client import DEFAULT_LIFETIME, MAX_LIFETIME, PROTOCOLS, Client
 from .errors import GatewayTimeout, GatewayUnreachable, InputError, PortmapError
 from .ledger import Entry, Ledger, LedgerData, LedgerWriteFailed
 from .reachability import assess, nat_facts
-from .reconcile import (Undo, gone, note_failure, port_to_suggest, predicted, record, release, remember, request, resume,
+from .reconcile import (Undo, enter, gone, note_failure, port_to_suggest, predicted, release, remember, request, resume,
                         split_ports, superseded, walk)
 from .records import field, record_class
 
@@ -96,7 +96,7 @@ def view(entry: Entry) -> Dict[str, Any]:
     }
 
 
-def describe(entry: Entry, now: float) -> Dict[str, Any]:
+def returned(entry: Entry, now: float) -> Dict[str, Any]:
     """A ledger entry as the modules return it."""
     last = entry.last_renewal
     return dict(
@@ -270,9 +270,9 @@ class Manager:
             external = entry.external_port if entry is not None and not lost and not port_declared \
                 else want.external_port
             lifetime = entry.lifetime if entry is not None and not changed else want.lifetime
-            record(data, self.client, want.protocol, want.internal_port, want.external_port, want.lifetime,
-                   predicted(self.client, entry, want.protocol, want.internal_port, external, lifetime),
-                   run.public_address, run.now, same_port=want.same_port)
+            enter(data, self.client, want.protocol, want.internal_port, want.external_port, want.lifetime,
+                  predicted(self.client, entry, want.protocol, want.internal_port, external, lifetime),
+                  run.public_address, run.now, same_port=want.same_port)
             run.results.append({
                 "protocol": want.protocol,
                 "internal_port": want.internal_port,
@@ -324,11 +324,11 @@ class Manager:
         left = superseded(self.client, held, granted)
         if left:
             run.failures.append(left)
-        recorded = record(data, self.client, want.protocol, want.internal_port, want.external_port, want.lifetime,
-                          granted, run.public_address, self.clock(), same_port=want.same_port)
+        recorded = enter(data, self.client, want.protocol, want.internal_port, want.external_port, want.lifetime,
+                         granted, run.public_address, self.clock(), same_port=want.same_port)
         changed = lost or declared_change or port_moved or method_moved
         run.changed |= changed
-        run.results.append(dict(describe(recorded, self.clock()), changed=changed, predicted=False))
+        run.results.append(dict(returned(recorded, self.clock()), changed=changed, predicted=False))
         if granted.permanent:
             run.warnings.append(PERMANENT.format(gateway=gateway, what=f"{want.protocol.upper()} external port "
                                                  f"{granted.external_port} -> internal port {want.internal_port}"))
@@ -351,11 +351,11 @@ class Manager:
             data.remove(*held.key)
             run.changed = True
             return f"; its mapping on external port {held.external_port}, deleted to move it, could not be made again: {exc}"
-        restored = record(data, self.client, held.protocol, held.internal_port, held.requested_external_port,
-                          held.requested_lifetime, again, run.public_address, self.clock(), same_port=held.same_port)
+        restored = enter(data, self.client, held.protocol, held.internal_port, held.requested_external_port,
+                         held.requested_lifetime, again, run.public_address, self.clock(), same_port=held.same_port)
         changed = restored.external_port != held.external_port
         run.changed |= changed
-        run.results.append(dict(describe(restored, self.clock()), changed=changed, predicted=False))
+        run.results.append(dict(returned(restored, self.clock()), changed=changed, predicted=False))
         return f"; this host's mapping is back on external port {restored.external_port}"
 
     def _refuse_short(self, run: Outcome, data: LedgerData, min_lifetime: int) -> None:
@@ -396,7 +396,7 @@ class Manager:
         moved = data.find(*tcp.key)
         if moved is not None and moved.external_port != tcp.external_port:
             run.changed = True
-            run.results = [dict(describe(moved, self.clock()), changed=True, predicted=False)
+            run.results = [dict(returned(moved, self.clock()), changed=True, predicted=False)
                            if (r["protocol"], r["internal_port"]) == (tcp.protocol, tcp.internal_port) else r
                            for r in run.results]
 
@@ -482,7 +482,7 @@ class Manager:
             "method": self.client.method if speaks else None,
             "speaks": found,
             "error": None if speaks else "; ".join(errors),
-            "mappings": [describe(e, now) for e in data.entries],
+            "mappings": [returned(e, now) for e in data.entries],
             "gateway_table": self._table() if speaks and table else None,
             "upnp_service": self.client.choice(),
         }

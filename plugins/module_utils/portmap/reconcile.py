@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one reconcile path that the modules (``manage``) and the renewal job (``renew``) share.
 
-- ``record``: a mapping the gateway granted (or, in check mode, the one predicted) becomes
+- ``enter``: a mapping the gateway granted (or, in check mode, the one predicted) becomes
   the ledger's entry.  This is the only place that builds an entry, so a protocol adds its
   fields here.
 - ``port_to_suggest``, ``request``, ``gone``: the step the modules and the renewal job take
@@ -38,9 +38,9 @@ if TYPE_CHECKING:  # for annotations only: importing typing slows the command's 
 MAX_RESTARTS = 3  # reboots during one pass that send it back over the mappings handled before
 
 
-def record(data: LedgerData, client: Client, protocol: str, internal_port: int, requested_external_port: int,
-           requested_lifetime: int, granted: Mapping, public_address: Optional[str], now: float,
-           same_port: bool = False) -> Entry:
+def enter(data: LedgerData, client: Client, protocol: str, internal_port: int, requested_external_port: int,
+          requested_lifetime: int, granted: Mapping, public_address: Optional[str], now: float,
+          same_port: bool = False) -> Entry:
     """Put what the gateway granted into the ledger (replacing the entry of that mapping)."""
     previous = data.find(client.gateway, protocol, internal_port)
     entry = Entry(
@@ -130,8 +130,8 @@ def request(client: Client, data: LedgerData, entry: Optional[Entry], held: Opti
                         partner.epoch.epoch if partner.epoch else 0, partner.method, False, partner.nonce,
                         partner.public_address)
         first, granted = one_port(client, first, granted, lifetime)
-        record(data, client, "tcp", partner.internal_port, partner.requested_external_port, partner.requested_lifetime,
-               first, public_address, now(), same_port=True)
+        enter(data, client, "tcp", partner.internal_port, partner.requested_external_port, partner.requested_lifetime,
+              first, public_address, now(), same_port=True)
     return granted, released
 
 

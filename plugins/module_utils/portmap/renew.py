@@ -24,7 +24,7 @@ from .epoch import EpochObservation
 from .errors import PortmapError
 from .ledger import Entry, Ledger, LedgerData
 from .reachability import assess
-from .reconcile import (Undo, gone, note_failure, port_to_suggest, record, remember, request, resume, split_ports,
+from .reconcile import (Undo, enter, gone, note_failure, port_to_suggest, remember, request, resume, split_ports,
                         superseded, walk)
 from .records import field, record_class
 
@@ -64,7 +64,7 @@ class Change:
             "PORTMAP_PREVIOUS_PUBLIC_ADDRESS": told.public_address if told else "",
         }
 
-    def describe(self) -> str:
+    def line(self) -> str:
         told = self.entry.notified
         before = f"{told.public_address}:{told.external_port}" if told else "(new)"
         return (f"public endpoint of {self.protocol.upper()} internal port {self.entry.internal_port} on "
@@ -134,7 +134,7 @@ class Renewer:
                 if gateways is None or gateway in gateways:
                     self._gateway(data, gateway, force, report, clients)
             report.changes = untold(data)
-            lines = [change.describe() for change in report.changes]
+            lines = [change.line() for change in report.changes]
             if not self.on_change:  # nobody to tell: the change is logged (below) and recorded as told, so once
                 for change in report.changes:
                     for entry in change.entries:
@@ -242,8 +242,8 @@ class Renewer:
             note_failure(data, entry.key, str(exc), self.clock())
             self.log(f"renewal of {what} on {entry.gateway} failed: {exc}")
             return "failed", False
-        renewed = record(data, client, entry.protocol, entry.internal_port, entry.requested_external_port,
-                         entry.requested_lifetime, granted, public_address, self.clock(), same_port=entry.same_port)
+        renewed = enter(data, client, entry.protocol, entry.internal_port, entry.requested_external_port,
+                        entry.requested_lifetime, granted, public_address, self.clock(), same_port=entry.same_port)
         if partner is not None:
             split = split_ports([data.find(*partner.key) or partner, renewed])
             if split:
@@ -258,7 +258,7 @@ class Renewer:
             return False
         import subprocess  # pylint: disable=import-outside-toplevel  # only runs that tell a hook pay for it
 
-        self.log(change.describe())
+        self.log(change.line())
         env = dict(os.environ)
         env.update(change.environment())
         try:

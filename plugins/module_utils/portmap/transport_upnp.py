@@ -237,7 +237,7 @@ class Http:
 
     def exchange(self, method: str, url: str, deadline: float, body: bytes = b"", headers: Tuple[Tuple[str, str], ...] = (),
                  what: str = "request", answer_headers: bool = False) -> Tuple[int, str, Optional[Dict[str, str]], bytes]:
-        """``request`` without the record, for the SOAP actions: headers as (name, value) pairs in,
+        """``request`` answering with a tuple rather than an HttpResponse, for the SOAP actions: headers as (name, value) pairs in,
         (status, reason, headers, body) out; the answer's headers as a dict only with ``answer_headers``
         (without, a plain head is read without one and they are None)."""
         key = (method, url, len(body), headers)

@@ -319,8 +319,8 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
 
     def _last_epoch(self, gateway: str) -> Optional[EpochObservation]:
         """The newest epoch the ledger holds for ``gateway``: of its mappings', or the gateway's own record."""
-        record = self.data.gateways.get(gateway)
-        seen = [o for o in (self.data.last_epoch(gateway), record.epoch if record is not None else None) if o]
+        known = self.data.gateways.get(gateway)
+        seen = [o for o in (self.data.last_epoch(gateway), known.epoch if known is not None else None) if o]
         return max(seen, key=lambda o: o.seen_at) if seen else None
 
     def _urgency(self, gateway: str, now: float) -> float:

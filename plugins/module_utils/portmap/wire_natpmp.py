@@ -200,7 +200,7 @@ class Pending:
     """
 
     data: bytes
-    describe: str
+    what: str
     accept: Callable[..., bool]
 
     def encode(self, local_address: str) -> bytes:  # pylint: disable=unused-argument
@@ -226,7 +226,7 @@ class Pending:
     def error(self, reply: Reply, where: str = "") -> Optional[ResultCodeError]:
         if reply.result == Result.SUCCESS:
             return None
-        detail = f"{self.describe} at gateway {where}" if where else self.describe
+        detail = f"{self.what} at gateway {where}" if where else self.what
         return result_error(reply.result, detail)
 
 

@@ -286,7 +286,7 @@ class Pending:
     """
 
     op: int
-    describe: str
+    what: str
     nonce: bytes = b""
     protocol_number: int = 0
     internal_port: int = 0
@@ -324,7 +324,7 @@ class Pending:
     def error(self, reply: Reply, where: str = "") -> Optional[ResultCodeError]:
         if reply.result == Result.SUCCESS:
             return None
-        detail = f"PCP {self.describe} at gateway {where}" if where else f"PCP {self.describe}"
+        detail = f"PCP {self.what} at gateway {where}" if where else f"PCP {self.what}"
         return result_error(reply.result, detail)
 
 

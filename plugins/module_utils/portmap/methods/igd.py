@@ -14,9 +14,9 @@ no service found is connected.  Every public operation runs within one deadline 
 ``timeout`` seconds, discovery included when it has not happened yet.
 
 The internal client of a mapping is the local address of the connection that reaches
-the gateway (or ``source_address``).  GetStatusInfo's uptime is UPnP's epoch: a
-smaller uptime than the one seen before means the gateway restarted and lost its
-mappings.
+the gateway (or ``source_address``).  GetStatusInfo's uptime is UPnP's epoch: the session
+keeps the last one read; whether it shows a restart is the UPnP method's rule, applied by the
+client (``methods/upnp.py``), in one place for every protocol.
 """
 
 from __future__ import annotations
@@ -99,7 +99,6 @@ class IgdSession:
         self.description: Optional[wire_upnp.Description] = None
         self.status: Optional[wire_upnp.StatusInfo] = None
         self.uptime = uptime  # the last uptime seen (e.g. from the ledger)
-        self.rebooted = False
         self.internal_client: Optional[str] = source_address
         self.tried: List[str] = []  # description URLs tried, for error messages
         self.resumed = False  # the IGD is the one kept from an earlier run (``resume``)
@@ -306,14 +305,12 @@ class IgdSession:
         return self._observe(wire_upnp.status_info(self._call(wire_upnp.get_status_info(), deadline)))
 
     def _observe(self, status: wire_upnp.StatusInfo) -> wire_upnp.StatusInfo:
-        if self.uptime is not None and status.uptime < self.uptime:
-            self.rebooted = True
         self.uptime = status.uptime
         self.status = status
         return status
 
     def status_info(self) -> wire_upnp.StatusInfo:
-        """GetStatusInfo; ``rebooted`` becomes True when the uptime went back."""
+        """GetStatusInfo (``uptime`` becomes its uptime)."""
         deadline = self.deadline()
         self.discover(deadline)
         return self._status(deadline)

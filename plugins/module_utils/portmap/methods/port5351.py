@@ -89,7 +89,7 @@ class Exchange:
             began = client.clock()
             try:
                 with client.lock:
-                    reply = transport.exchange(pending.encode, _parse(pending), f"{TITLES[method]} {pending.describe}",
+                    reply = transport.exchange(pending.encode, _parse(pending), f"{TITLES[method]} {pending.what}",
                                                timeout=max(share, 1e-3))
             except GatewayTimeout as exc:
                 client.attempts.append({"method": method, "outcome": "no answer", "seconds": client.clock() - began})

@@ -168,10 +168,10 @@ class UpnpMethod(Method):
                              source_address=client.transport.source_address, clock=client.clock,
                              datagrams_factory=options.get("datagrams_factory"),
                              stream_factory=options.get("stream_factory"))
-        record = client.kept.get(NAME)
-        if kept and record and not location:
-            session.resume(record.get("description_url", ""), record.get("device_type", ""),
-                           record["service_type"], record["control_url"], int(record.get("version", 1)))
+        igd = client.kept.get(NAME)
+        if kept and igd and not location:
+            session.resume(igd.get("description_url", ""), igd.get("device_type", ""),
+                           igd["service_type"], igd["control_url"], int(igd.get("version", 1)))
         return session
 
     def _igd(self) -> Any:
@@ -308,7 +308,7 @@ class UpnpMethod(Method):
         igd = self._igd()
         if igd.uptime is not None and (client.epoch is None or client.epoch.epoch != igd.uptime):
             client.observe(igd.uptime, self)  # discovery's GetStatusInfo: the uptime is UPnP's epoch
-        seen = client.rebooted or igd.rebooted
+        seen = client.rebooted  # the client applied the rule to every uptime read (GetStatusInfo)
         # the restart is news to one reply only: the next ones of this run come after it (a second
         # restart shows in the uptime going back again, which GetStatusInfo reads at the next run)
         lost = seen and not self._restart_told

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from ansible.errors import AnsibleLookupError
 
@@ -20,7 +18,7 @@ def test_every_module_at_any_depth(lookup, tmp_path):
         (tmp_path / name).write_text("")
     (tmp_path / "empty").mkdir()
     assert lookup.run([str(tmp_path)]) == ["__init__.py", "a/b/c.py", "cli.py", "methods/__init__.py",
-                                             "methods/pcp.py"]
+                                           "methods/pcp.py"]
 
 
 def test_a_missing_folder_is_an_error(lookup, tmp_path):

@@ -9,6 +9,8 @@ import pytest
 from tests.unit.plugins.module_utils.portmap.fakes_upnp import GATEWAY, LOCAL, URL, FakeIgd, body_of, edit, fault, http_answer, vector
 from portmap import errors, transport_upnp, wire_ssdp
 from portmap.transport_upnp import MAX_RESPONSE, Http
+from portmap.epoch import EpochObservation
+from portmap.methods import registry as methods
 from portmap.methods.igd import NO_PUBLIC_ADDRESS, Granted, IgdSession
 
 
@@ -252,14 +254,15 @@ def test_action_failed_with_a_public_address_stays_action_failed():
 
 
 def test_uptime_is_the_epoch():
+    """The session keeps the uptime GetStatusInfo read; the UPnP method's rule says what it shows (a restart when it
+    went back, or did not keep up with the clock), as for NAT-PMP's epoch."""
     igd = FakeIgd({"GetStatusInfo": edit(vector("v2-GetStatusInfo"), b">0<", b">5<")})
     s = session(igd, uptime=100)
     s.status_info()
-    assert s.rebooted and s.uptime == 5
-    igd2 = FakeIgd({"GetStatusInfo": edit(vector("v2-GetStatusInfo"), b">0<", b">5<")})
-    s2 = session(igd2, uptime=4)
-    s2.status_info()
-    assert not s2.rebooted
+    assert s.uptime == 5
+    rule = methods.load("upnp").lost_state
+    assert rule(EpochObservation(100, 1000.0), EpochObservation(5, 1010.0))
+    assert not rule(EpochObservation(4, 1000.0), EpochObservation(5, 1001.0))
 
 
 def test_delete():

@@ -151,11 +151,11 @@ def test_request_field_limits_are_inclusive():
 
 
 def test_map_request_descriptions():
-    assert wire.announce_request().describe == "ANNOUNCE request"
-    assert wire.map_request("tcp", 9090, 9091, 600, NONCE).describe == (
+    assert wire.announce_request().what == "ANNOUNCE request"
+    assert wire.map_request("tcp", 9090, 9091, 600, NONCE).what == (
         "TCP mapping of internal port 9090 (suggested external port 9091, lifetime 600 s)")
-    assert wire.map_request("udp", 5353, 0, 0, NONCE).describe == "delete of UDP mapping of internal port 5353"
-    assert wire.map_request("tcp", 0, 0, 0, NONCE).describe == (
+    assert wire.map_request("udp", 5353, 0, 0, NONCE).what == "delete of UDP mapping of internal port 5353"
+    assert wire.map_request("tcp", 0, 0, 0, NONCE).what == (
         "delete of every TCP mapping of nonce 0102030405060708090a0b0c")
 
 
