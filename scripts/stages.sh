@@ -10,16 +10,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-# The matrix is split: its newest ansible-core fills the CPU the integration tests leave idle while they wait on
-# timers and leases (after the other side stages), the other versions run beside molecule.
+# The matrix is split: its two newest ansible-core minors fill the CPU the integration tests leave idle while they
+# wait on timers and leases (after the other side stages), the older ones run beside molecule.
 MINORS=$(for pins in scripts/matrix/ansible-core-*.txt; do pins=${pins##*-}; echo "${pins%.txt}"; done | sort -V)
-NEWEST=$(tail -n 1 <<<"$MINORS")
-OTHERS=$(head -n -1 <<<"$MINORS" | paste -sd, -)
+NEWEST=$(tail -n 2 <<<"$MINORS" | paste -sd, -)
+OLDER=$(head -n -2 <<<"$MINORS" | paste -sd, -)
 STAGES=(
     "deps:make -s deps"
     "venv:make -s venv"
-    "integration:make -s integration | py38:make -s py38 | unit:make -s unit | changelog:make -s changelog | docs:make -s docs | lint:make -s lint | sanity:make -s sanity | pythons:make -s pythons | matrix-$NEWEST:env MATRIX_MAIN_IN_STAGES=1 MATRIX_VERSIONS=$NEWEST make -s matrix"
-    "molecule:make -s molecule | matrix:env MATRIX_MAIN_IN_STAGES=1 MATRIX_VERSIONS=$OTHERS make -s matrix"
+    "integration:make -s integration | py38:make -s py38 | unit:make -s unit | changelog:make -s changelog | docs:make -s docs | lint:make -s lint | sanity:make -s sanity | pythons:make -s pythons | matrix-newest:env MATRIX_MAIN_IN_STAGES=1 MATRIX_VERSIONS=$NEWEST make -s matrix"
+    "molecule:make -s molecule | matrix:env MATRIX_MAIN_IN_STAGES=1 MATRIX_VERSIONS=$OLDER make -s matrix"
 )
 
 seconds_since() {  # tenths of seconds since a `date +%s%N` stamp, as N.N

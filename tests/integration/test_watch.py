@@ -305,6 +305,8 @@ def test_the_on_change_hook_hears_of_a_new_public_address_after_a_reboot(lab):
     assert lab.restored_after(0, 5.0) < 1.0
     wait_for(lambda: len(told.read_text().splitlines()) == 4, timeout=5, what="the hook told of the new address")
     assert sorted(told.read_text().splitlines()[2:]) == ["tcp 11.22.33.99 11.22.33.2", "udp 11.22.33.99 11.22.33.2"]
+    # the watch logs that the hook ran once the hook has exited, after it wrote its line: wait for the log too
+    wait_for(lambda: lab.log(0).count("on-change hook /bin/sh ran") >= 4, timeout=5, what="the fourth run logged")
     assert lab.log(0).count("on-change hook /bin/sh ran") == 4
     assert lab.stop_watch(0) == 0
 
