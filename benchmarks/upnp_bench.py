@@ -60,15 +60,22 @@ BLOCKS = {"add": 10, "external": 50}  # requests of one tool in a row, then the 
 
 # ---------------------------------------------------------------- worker (runs inside the host namespace)
 
+def igd_module() -> Any:
+    """The module of IgdSession in the revision measured (methods/igd.py; portmap/upnp.py before the methods)."""
+    sys.path.insert(0, MODULE_UTILS)
+    try:
+        from portmap.methods import igd  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        from portmap import upnp as igd  # pylint: disable=import-outside-toplevel,no-name-in-module
+    return igd
+
+
 def client(tool: str, url: str, local: str) -> Tuple[Optional[Callable[[int], None]], Callable[[], Any]]:
     """The tool's AddPortMapping (of a port; None: not measured) and GetExternalIPAddress, the IGD found once."""
     if tool == "socket":
         return None, bare_socket(url)
     if tool == "ours":
-        sys.path.insert(0, MODULE_UTILS)
-        from portmap.methods.igd import IgdSession  # pylint: disable=import-outside-toplevel
-
-        session = IgdSession(GATEWAY, upnp_url=url)
+        session = igd_module().IgdSession(GATEWAY, upnp_url=url)
         session.discover()
         return (lambda port: session.map("tcp", port, port, 3600, "bench")), session.external_address
     if tool == "binding":
@@ -96,15 +103,15 @@ def client(tool: str, url: str, local: str) -> Tuple[Optional[Callable[[int], No
 
 
 def bare_socket(url: str) -> Callable[[], bytes]:
-    sys.path.insert(0, MODULE_UTILS)
-    from portmap import upnp, wire_upnp  # pylint: disable=import-outside-toplevel
+    igd = igd_module()
+    from portmap import wire_upnp  # pylint: disable=import-outside-toplevel
 
-    session = upnp.IgdSession(GATEWAY, upnp_url=url)
+    session = igd.IgdSession(GATEWAY, upnp_url=url)
     service = session.discover().service
     body, soap_action = wire_upnp.encode_action(service.service_type, wire_upnp.get_external_ip_address())
     # The very bytes IgdSession sends (its transport's head for the action, then the envelope).
     host, port, _where, head = session._http._head(  # pylint: disable=protected-access
-        "POST", service.control_url, len(body), (upnp._CONTENT_TYPE, ("SOAPAction", soap_action)))  # pylint: disable=protected-access
+        "POST", service.control_url, len(body), (igd._CONTENT_TYPE, ("SOAPAction", soap_action)))  # pylint: disable=protected-access
     request = head + body
 
     def exchange() -> bytes:
@@ -157,10 +164,7 @@ def work(tools: List[str], url: str, local: str, first_port: int, n: int, n_exte
 
 
 def cleanup(url: str, first_port: int, n: int) -> None:
-    sys.path.insert(0, MODULE_UTILS)
-    from portmap.methods.igd import IgdSession  # pylint: disable=import-outside-toplevel
-
-    session = IgdSession(GATEWAY, upnp_url=url, timeout=10.0)
+    session = igd_module().IgdSession(GATEWAY, upnp_url=url, timeout=10.0)
     for port in range(first_port, first_port + n):
         session.delete("tcp", port)
 

@@ -11,6 +11,7 @@ that matches is the only confirmation that the mapping is reachable.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from .records import field, record_class
@@ -54,6 +55,7 @@ SPECIAL_RANGES = (
 UNREACHABLE = "this mapping is not reachable from the Internet"
 
 
+@functools.lru_cache(maxsize=64)  # asked of the same few addresses at every answer (GetExternalIPAddress)
 def special_range(address: str) -> Optional[SpecialRange]:
     """The special-purpose range an IPv4 address is in, or None (a global address, or not IPv4)."""
     try:
@@ -63,6 +65,7 @@ def special_range(address: str) -> Optional[SpecialRange]:
     return next((r for r in SPECIAL_RANGES if ip in r.network), None)
 
 
+@functools.lru_cache(maxsize=64)
 def is_public(address: str) -> bool:
     """Whether ``address`` is a public IPv4 address: IPv4, and in none of the special-purpose ranges."""
     try:
